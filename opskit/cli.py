@@ -1,0 +1,278 @@
+"""The ``opskit`` command: the library's verbs from a shell.
+
+Every subcommand has ``--help``. Expected errors (an opskit error) print one message to stderr
+and exit 1, without a traceback; usage errors exit 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from . import errors
+
+__all__ = ["main"]
+
+LIFECYCLE = {
+    "start": "start stopped containers (docker start)",
+    "stop": "stop containers (docker stop)",
+    "restart": "restart containers (docker restart)",
+    "pause": "freeze containers (docker pause)",
+    "unpause": "thaw paused containers (docker unpause)",
+    "kill": "send a signal to containers (docker kill)",
+    "rm": "remove containers (docker rm -f)",
+}
+
+
+def _ops(args: argparse.Namespace) -> Any:
+    from .ops import connect
+
+    return connect(args.host, scope=args.scope, timeout=args.timeout)
+
+
+def _progress(line: Any) -> None:
+    text = getattr(line, "line", None)
+    if text is not None:
+        step = getattr(line, "step", None)
+        steps = getattr(line, "steps", None)
+        prefix = f"{getattr(line, 'tag', '')}"
+        if step and steps:
+            prefix += f" [{step}/{steps}]"
+        line = f"{prefix} {str(text).strip()}"
+    print(str(line).rstrip(), file=sys.stderr, flush=True)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    tags = _ops(args).demo_images(progress=_progress, force=args.force)
+    print("\n".join(tags))
+    return 0
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    buildargs = dict(kv.split("=", 1) for kv in args.build_arg)
+    result = _ops(args).build(args.path, tag=args.tag, dockerfile=args.file, buildargs=buildargs,
+                              progress=_progress)
+    print(result.image_id)
+    return 0
+
+
+def cmd_deploy(args: argparse.Namespace) -> int:
+    wait = None if args.wait == "none" else args.wait
+    dep = _ops(args).deploy(args.spec, wait=wait, timeout=args.timeout_deploy,
+                            progress=_progress)
+    for name, cid in zip(dep.containers, dep.ids, strict=False):
+        print(f"{name}\t{cid[:12]}")
+    return 0
+
+
+def cmd_teardown(args: argparse.Namespace) -> int:
+    for item in _ops(args).teardown(args.service, volumes=args.volumes):
+        print(f"removed {item}")
+    return 0
+
+
+def cmd_ps(args: argparse.Namespace) -> int:
+    from . import labels as L
+    from .targets import list_raw
+
+    ops = _ops(args)
+    filters = {"label": [f"{L.MANAGED}=true", f"{L.SCOPE}={ops.engine.scope}"]} if args.mine else {}
+    rows = [("NAME", "ID", "SERVICE", "IMAGE", "STATE", "STATUS", "PORTS")]
+    for item in list_raw(ops.engine, filters=filters, all=args.all):
+        ports = ",".join(f"{p.get('IP', '')}:{p['PublicPort']}->{p['PrivatePort']}/{p['Type']}"
+                         for p in item.get("Ports") or [] if p.get("PublicPort"))
+        rows.append(((item.get("Names") or ["/"])[0].lstrip("/"), item["Id"][:12],
+                     (item.get("Labels") or {}).get(L.SERVICE, "-"), item.get("Image", ""),
+                     item.get("State", ""), item.get("Status", ""), ports or "-"))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+    return 0
+
+
+def _lifecycle(verb: str) -> Callable[[argparse.Namespace], int]:
+    def run(args: argparse.Namespace) -> int:
+        ops = _ops(args)
+        kwargs: dict[str, Any] = {"allow_foreign": args.allow_foreign}
+        if verb in ("stop", "restart") and args.time is not None:
+            kwargs["timeout"] = args.time
+        if verb == "kill":
+            kwargs["signal"] = args.signal
+        method = getattr(ops, "remove" if verb == "rm" else verb)
+        failed = 0
+        for target in args.targets:
+            try:
+                results = method(target, **kwargs)
+            except errors.ActionFailed as exc:
+                results = exc.results
+            for r in results:
+                print(f"{verb}\t{r.name}\t{'ok' if r.ok else 'FAILED: ' + r.error}\t"
+                      f"{r.duration:.2f}s")
+                failed += not r.ok
+        return 1 if failed else 0
+
+    return run
+
+
+def cmd_exec(args: argparse.Namespace) -> int:
+    command = args.command[1:] if args.command[:1] == ["--"] else args.command
+    if not command:
+        raise errors.InvalidTarget(args.target, "was given no command",
+                                   hint="opskit exec web -- ls -l /")
+    result = _ops(args).exec(args.target, command, user=args.user, workdir=args.workdir,
+                             allow_foreign=args.allow_foreign)
+    sys.stdout.write(result.stdout)
+    sys.stderr.write(result.stderr)
+    return int(result.exit_code)
+
+
+def cmd_cp(args: argparse.Namespace) -> int:
+    ops = _ops(args)
+    src_target, _, src_path = args.src.partition(":") if ":" in args.src else ("", "", args.src)
+    dst_target, _, dst_path = args.dest.partition(":") if ":" in args.dest else ("", "", args.dest)
+    if bool(src_target) == bool(dst_target):
+        raise errors.InvalidTarget(f"{args.src} {args.dest}", "must name exactly one container "
+                                   "side", hint="opskit cp ./file web:/data/  or  opskit cp "
+                                   "web:/data/file ./")
+    if dst_target:
+        print(ops.copy_to(dst_target, src_path, dst_path, allow_foreign=args.allow_foreign))
+    else:
+        print(ops.copy_from(src_target, src_path, dst_path, allow_foreign=args.allow_foreign))
+    return 0
+
+
+def cmd_network(args: argparse.Namespace) -> int:
+    ops = _ops(args)
+    if args.net_cmd == "ls":
+        for net in ops.networks():
+            print(f"{net.name}\t{net.driver}\t{net.subnet or '-'}\t"
+                  f"{'opskit' if net.managed else '-'}\t{','.join(net.containers)}")
+    elif args.net_cmd == "create":
+        print(ops.network_create(args.name, internal=args.internal, subnet=args.subnet).id)
+    elif args.net_cmd == "connect":
+        print("\n".join(ops.network_connect(args.name, args.target)))
+    elif args.net_cmd == "disconnect":
+        print("\n".join(ops.network_disconnect(args.name, args.target)))
+    else:
+        ops.network_remove(args.name)
+    return 0
+
+
+def cmd_lab(args: argparse.Namespace) -> int:
+    from .lab import run_lab
+
+    return run_lab(port=args.port, ip=args.ip, token=args.token, open_browser=args.browser)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``opskit`` command."""
+    parser = argparse.ArgumentParser(
+        prog="opskit", description="Keep Docker containers highly available.")
+    parser.add_argument("-H", "--host", help="engine URL (default: DOCKER_HOST or the local "
+                        "socket)")
+    parser.add_argument("--scope", default="default", help="opskit scope to act in")
+    parser.add_argument("--timeout", type=float, default=10.0, help="seconds per engine call")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log to stderr")
+    sub = parser.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("lab", help="open JupyterLab on the notebooks (127.0.0.1)")
+    p.add_argument("--port", type=int, default=8888)
+    p.add_argument("--ip", default="127.0.0.1")
+    p.add_argument("--token", default=None, help="access token (default: a random one)")
+    p.add_argument("--browser", action="store_true", help="open a web browser")
+    p.set_defaults(func=cmd_lab)
+
+    p = sub.add_parser("demo", help="build the demo images offline (opskit/demo-*)")
+    p.add_argument("--force", action="store_true", help="rebuild even when up to date")
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("build", help="build an image (docker build), never pulling")
+    p.add_argument("path")
+    p.add_argument("-t", "--tag", required=True)
+    p.add_argument("-f", "--file", default=None, help="Dockerfile name in the context")
+    p.add_argument("--build-arg", action="append", default=[], metavar="K=V")
+    p.set_defaults(func=cmd_build)
+
+    p = sub.add_parser("deploy", help="deploy a service from a YAML spec, idempotently")
+    p.add_argument("spec", help="path of a YAML spec")
+    p.add_argument("--wait", choices=["healthy", "running", "none"], default="healthy")
+    p.add_argument("--deploy-timeout", dest="timeout_deploy", type=float, default=60.0)
+    p.set_defaults(func=cmd_deploy)
+
+    p = sub.add_parser("teardown", help="remove a service and the networks deploy made for it")
+    p.add_argument("service")
+    p.add_argument("--volumes", action="store_true", help="also remove its named volumes")
+    p.set_defaults(func=cmd_teardown)
+
+    p = sub.add_parser("ps", help="list containers (docker ps)")
+    p.add_argument("-a", "--all", action="store_true", help="include stopped containers")
+    p.add_argument("--mine", action="store_true", help="only opskit's containers")
+    p.set_defaults(func=cmd_ps)
+
+    for verb, text in LIFECYCLE.items():
+        p = sub.add_parser(verb, help=text)
+        p.add_argument("targets", nargs="+", metavar="TARGET",
+                       help="container name, ID, or service name (all replicas)")
+        p.add_argument("--allow-foreign", action="store_true",
+                       help="also act on containers opskit did not create")
+        if verb in ("stop", "restart"):
+            p.add_argument("-t", "--time", type=float, default=None,
+                           help="seconds to wait before killing")
+        if verb == "kill":
+            p.add_argument("-s", "--signal", default="SIGKILL")
+        p.set_defaults(func=_lifecycle(verb))
+
+    p = sub.add_parser("exec", help="run a command in a container: opskit exec TARGET -- CMD")
+    p.add_argument("target")
+    p.add_argument("command", nargs=argparse.REMAINDER)
+    p.add_argument("-u", "--user", default=None)
+    p.add_argument("-w", "--workdir", default=None)
+    p.add_argument("--allow-foreign", action="store_true")
+    p.set_defaults(func=cmd_exec)
+
+    p = sub.add_parser("cp", help="copy files: opskit cp SRC TARGET:DEST or TARGET:SRC DEST")
+    p.add_argument("src")
+    p.add_argument("dest")
+    p.add_argument("--allow-foreign", action="store_true")
+    p.set_defaults(func=cmd_cp)
+
+    p = sub.add_parser("network", help="networks: ls, create, connect, disconnect, rm")
+    nsub = p.add_subparsers(dest="net_cmd", required=True)
+    nsub.add_parser("ls", help="list networks")
+    q = nsub.add_parser("create", help="create a network")
+    q.add_argument("name")
+    q.add_argument("--internal", action="store_true")
+    q.add_argument("--subnet", default=None)
+    for name in ("connect", "disconnect"):
+        q = nsub.add_parser(name, help=f"{name} a container")
+        q.add_argument("name")
+        q.add_argument("target")
+    q = nsub.add_parser("rm", help="remove a network opskit created")
+    q.add_argument("name")
+    p.set_defaults(func=cmd_network)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``opskit`` command; returns the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.verbose:
+        logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                            format="%(asctime)s %(levelname)s %(message)s")
+    try:
+        code: int = args.func(args)
+    except errors.OpsKitError as exc:
+        print(f"opskit: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("opskit: interrupted", file=sys.stderr)
+        return 130
+    return code
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,200 @@
+"""One replica from a spec: ``docker create`` plus ``docker start``, with nothing left half done.
+
+:func:`create_replica` turns a :class:`~opskit.spec.ServiceSpec` into the engine's create call
+(labels with the ownership token included) and joins the spec's networks; :func:`start_replica`
+starts it and, if the start fails (a port already taken), removes the container so no
+``created`` container is left behind.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any
+
+from . import errors
+from . import labels as L
+from .engine import Engine
+from .spec import ServiceSpec
+
+log = logging.getLogger("opskit")
+
+__all__ = ["container_labels", "create_replica", "ensure_networks", "ensure_volumes",
+           "start_replica"]
+
+_PORT_TAKEN = re.compile(r"port is already allocated|address already in use", re.IGNORECASE)
+
+
+def container_labels(engine: Engine, spec: ServiceSpec, replica: str) -> dict[str, str]:
+    """The labels of one replica: the spec's own plus opskit's, with the ownership token."""
+    config_hash = spec.config_hash
+    out = dict(spec.labels)
+    out.update(L.resource_labels(engine.scope, service=spec.name))
+    out[L.REPLICA] = replica
+    out[L.SPEC_HASH] = config_hash
+    out[L.OWNER] = L.owner_token(engine.key, engine.scope, replica, config_hash)
+    return out
+
+
+def ensure_networks(engine: Engine, spec: ServiceSpec) -> list[str]:
+    """Create the spec's missing networks (bridge, labelled opskit); return those created."""
+    created = []
+    for name in spec.networks:
+        try:
+            found = engine.api.networks(names=[name])
+        except Exception as exc:
+            raise errors.translate(exc, f"listing network {name}", host=engine.host) from exc
+        if any(n.get("Name") == name for n in found):
+            continue
+        try:
+            engine.api.create_network(name, driver="bridge", check_duplicate=True,
+                                      labels=L.resource_labels(engine.scope, role="network"))
+        except Exception as exc:
+            raise errors.translate(exc, f"create of network {name}", host=engine.host,
+                                   target=name) from exc
+        log.info("created network %s for service %s", name, spec.name)
+        created.append(name)
+    return created
+
+
+def ensure_volumes(engine: Engine, spec: ServiceSpec) -> list[str]:
+    """Create the spec's missing named volumes (labelled opskit); return those created."""
+    created = []
+    for source in spec.volumes:
+        if source.startswith("/"):
+            continue
+        try:
+            engine.api.inspect_volume(source)
+            continue
+        except Exception as exc:
+            import docker.errors
+
+            if not isinstance(exc, docker.errors.NotFound):
+                raise errors.translate(exc, f"inspect of volume {source}",
+                                       host=engine.host) from exc
+        try:
+            engine.api.create_volume(source, labels=L.resource_labels(
+                engine.scope, service=spec.name, role="volume"))
+        except Exception as exc:
+            raise errors.translate(exc, f"create of volume {source}", host=engine.host) from exc
+        created.append(source)
+    return created
+
+
+def _host_config(engine: Engine, spec: ServiceSpec) -> dict[str, Any]:
+    policy, _, retries = str(spec.restart).partition(":")
+    restart: dict[str, Any] = {"Name": "" if policy == "no" else policy}
+    if retries:
+        restart["MaximumRetryCount"] = int(retries)
+    bindings: dict[str, list[dict[str, str]]] = {}
+    for port in spec.port_maps:
+        bindings.setdefault(port.key, []).append(
+            {"HostIp": port.host_ip, "HostPort": str(port.host_port or "")})
+    binds = {}
+    for source, target in spec.volumes.items():
+        path, _, mode = target.partition(":")
+        binds[source] = {"bind": path, "mode": mode or "rw"}
+    kwargs: dict[str, Any] = {"port_bindings": bindings, "binds": binds,
+                              "restart_policy": restart, "init": spec.init or None}
+    if spec.memory is not None:
+        kwargs["mem_limit"] = spec.memory
+    if spec.cpus is not None:
+        kwargs["nano_cpus"] = int(spec.cpus * 1e9)
+    if spec.pids_limit is not None:
+        kwargs["pids_limit"] = spec.pids_limit
+    if spec.networks:
+        kwargs["network_mode"] = spec.networks[0]
+    result: dict[str, Any] = engine.api.create_host_config(**kwargs)
+    return result
+
+
+def create_replica(engine: Engine, spec: ServiceSpec, replica: str, *, name: str) -> str:
+    """Create (not start) one replica named ``name``; return its full ID.
+
+    Equivalent to ``docker create --name NAME --label ... -p ... IMAGE``. The image must be
+    present: the low-level create never pulls.
+
+    Raises:
+        ImageNotFound, NameConflict, EngineError.
+    """
+    hc = spec.health.to_engine() if spec.health is not None else None
+    healthcheck = None if hc is None else {
+        "test": hc["Test"], "interval": hc["Interval"], "timeout": hc["Timeout"],
+        "retries": hc["Retries"], "start_period": hc["StartPeriod"]}
+    networking = None
+    if spec.networks:
+        networking = engine.api.create_networking_config({
+            spec.networks[0]: engine.api.create_endpoint_config(aliases=[spec.name, replica])})
+    try:
+        created = engine.api.create_container(
+            spec.image, name=name, command=list(spec.command) if spec.command else None,
+            entrypoint=list(spec.entrypoint) if spec.entrypoint else None,
+            environment=[f"{k}={v}" for k, v in spec.env.items()],
+            ports=[(p.container_port, p.protocol) for p in spec.port_maps],
+            labels=container_labels(engine, spec, replica), user=spec.user,
+            working_dir=spec.workdir, healthcheck=healthcheck,
+            stop_signal=spec.stop_signal,
+            stop_timeout=int(spec.stop_timeout) if spec.stop_timeout is not None else None,
+            host_config=_host_config(engine, spec), networking_config=networking,
+            detach=True)
+    except Exception as exc:
+        import docker.errors
+
+        if isinstance(exc, docker.errors.APIError) and exc.status_code == 409:
+            holder = _holder_of(engine, name)
+            raise errors.NameConflict(name, holder) from exc
+        raise errors.translate(exc, f"create of {name}", host=engine.host,
+                               target=str(spec.image)) from exc
+    cid: str = created["Id"]
+    try:
+        for network in spec.networks[1:]:
+            engine.api.connect_container_to_network(cid, network, aliases=[spec.name, replica])
+    except Exception as exc:
+        _discard(engine, cid)
+        raise errors.translate(exc, f"connect of {name} to its networks",
+                               host=engine.host) from exc
+    return cid
+
+
+def _holder_of(engine: Engine, name: str) -> str:
+    try:
+        return str(engine.api.inspect_container(name)["Id"])
+    except Exception:
+        return "?" * 12
+
+
+def _discard(engine: Engine, cid: str) -> None:
+    try:
+        engine.api.remove_container(cid, force=True, v=True)
+    except Exception as exc:  # the original error matters more; say this one in the log
+        log.warning("could not remove container %s after a failed deploy step: %s", cid[:12], exc)
+
+
+def start_replica(engine: Engine, spec: ServiceSpec, cid: str, *, name: str,
+                  discard: bool = True) -> None:
+    """Start a replica (``docker start``); on failure remove it when ``discard`` and raise.
+
+    Raises:
+        PortInUse: a published host port is taken.
+        EngineError: any other refusal.
+    """
+    try:
+        engine.api.start(cid)
+    except Exception as exc:
+        if discard:
+            _discard(engine, cid)
+        message = errors._explanation(exc)
+        if _PORT_TAKEN.search(message):
+            port, host_ip = _taken_port(spec, message)
+            raise errors.PortInUse(port, host_ip, message, service=spec.name) from exc
+        raise errors.translate(exc, f"start of {name}", host=engine.host, target=name) from exc
+
+
+def _taken_port(spec: ServiceSpec, message: str) -> tuple[int, str]:
+    for port in spec.port_maps:
+        if port.host_port and re.search(rf":{port.host_port}\b", message):
+            return port.host_port, port.host_ip
+    published = [p for p in spec.port_maps if p.host_port]
+    if published:
+        return published[0].host_port or 0, published[0].host_ip
+    return 0, "?"

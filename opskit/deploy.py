@@ -1,0 +1,345 @@
+"""Deploy a service from a spec: idempotent, one replica at a time, rolled back on failure.
+
+:func:`deploy` is what ``docker run`` becomes when it must be safe to run twice:
+
+- an unchanged spec (same config hash, same image ID) changes nothing: same container IDs;
+- a changed spec replaces replicas one at a time; each new replica must reach ``wait`` within
+  ``timeout``; if one does not, every replica replaced so far is rolled back to its previous
+  container, which keeps serving (or serves again, when a fixed host port forced it to stop);
+- a missing image raises :class:`~opskit.errors.ImageNotFound` at once (never an implicit pull);
+- a name held by a container opskit does not own raises :class:`~opskit.errors.NameConflict`
+  before anything changes, and that container is not touched.
+
+:func:`teardown` removes a service's replicas and the networks deploy made that nothing else
+uses (named volumes only when asked: they hold data).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import errors
+from . import labels as L
+from .create import create_replica, ensure_networks, ensure_volumes, start_replica
+from .engine import Engine
+from .images import build as build_image
+from .images import image_id as local_image_id
+from .spec import ServiceSpec
+from .targets import Ref, ref_from_inspect, resolve, service_refs
+from .waiting import wait_for
+
+log = logging.getLogger("opskit")
+
+__all__ = ["Deployment", "deploy", "teardown"]
+
+WAITS = ("running", "healthy", None)
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """What a deploy did.
+
+    Attributes:
+        service: the service name.
+        image_id: the image the replicas run.
+        containers: the replicas' names, in order, and ``ids`` their full IDs.
+        created, kept, started, removed: container IDs in each outcome.
+        replaced: ``(old_id, new_id)`` pairs.
+        networks_created, volumes_created: what deploy had to create first.
+        duration: seconds.
+    """
+
+    service: str
+    image_id: str
+    containers: tuple[str, ...]
+    ids: tuple[str, ...]
+    created: tuple[str, ...] = ()
+    kept: tuple[str, ...] = ()
+    started: tuple[str, ...] = ()
+    replaced: tuple[tuple[str, str], ...] = ()
+    removed: tuple[str, ...] = ()
+    networks_created: tuple[str, ...] = ()
+    volumes_created: tuple[str, ...] = ()
+    duration: float = 0.0
+
+    @property
+    def changed(self) -> bool:
+        """False when the deploy found everything as the spec says."""
+        return bool(self.created or self.started or self.replaced or self.removed)
+
+    def summary(self) -> str:
+        """One line for people: ``web: 1 kept, 0 created, 1 replaced in 1.2s``."""
+        return (f"{self.service}: {len(self.kept)} kept, {len(self.created)} created, "
+                f"{len(self.replaced)} replaced, {len(self.started)} started, "
+                f"{len(self.removed)} removed in {self.duration:.1f}s")
+
+
+@dataclass
+class _Rollout:
+    engine: Engine
+    spec: ServiceSpec
+    wait: str | None
+    timeout: float
+    progress: Progress
+    image_id: str = ""
+    created: list[str] = field(default_factory=list)
+    kept: list[str] = field(default_factory=list)
+    started: list[str] = field(default_factory=list)
+    replaced: list[tuple[Ref, str, bool]] = field(default_factory=list)
+    ids: list[str] = field(default_factory=list)
+
+    def launch(self, replica: str) -> str:
+        """Create, start and wait for a new replica; on failure nothing of it is left."""
+        cid = create_replica(self.engine, self.spec, replica, name=replica)
+        start_replica(self.engine, self.spec, cid, name=replica)
+        if self.wait:
+            try:
+                wait_for(self.engine, cid, self.wait, timeout=self.timeout, name=replica)
+            except errors.OpsKitError:
+                _remove_quietly(self.engine, cid)
+                raise
+        return cid
+
+    def replace(self, replica: str, old: Ref) -> str:
+        """Swap ``old`` for a new replica; on failure restore ``old`` under its name."""
+        inspect = self.engine.api.inspect_container(old.id)
+        stop_first = _publishes_fixed_ports(inspect) or any(
+            p.host_port for p in self.spec.port_maps)
+        was_running = old.state == "running"
+        self.engine.api.rename(old.id, f"{replica}.old-{old.id[:8]}")
+        if stop_first and was_running:
+            self.progress(f"{replica}: stopping the old container first (fixed host ports)")
+            self.engine.api.stop(old.id, timeout=_stop_timeout(self.spec))
+        try:
+            new = self.launch(replica)
+        except errors.OpsKitError:
+            _restore(self.engine, old, replica, restart=stop_first and was_running)
+            raise
+        self.replaced.append((old, new, stop_first and was_running))
+        return new
+
+    def roll_back(self) -> None:
+        """Undo every replacement and creation made so far, newest first."""
+        for old, new, restart in reversed(self.replaced):
+            _remove_quietly(self.engine, new)
+            _restore(self.engine, old, old.replica, restart=restart)
+        for cid in self.created:
+            _remove_quietly(self.engine, cid)
+
+
+def _stop_timeout(spec: ServiceSpec) -> int:
+    return int(spec.stop_timeout) if spec.stop_timeout is not None else 10
+
+
+def _publishes_fixed_ports(inspect: dict[str, Any]) -> bool:
+    bindings = (inspect.get("HostConfig") or {}).get("PortBindings") or {}
+    return any(b.get("HostPort") for items in bindings.values() for b in (items or []))
+
+
+def _remove_quietly(engine: Engine, cid: str) -> None:
+    try:
+        engine.api.remove_container(cid, force=True, v=True)
+    except Exception as exc:
+        log.warning("could not remove container %s: %s", cid[:12], exc)
+
+
+def _restore(engine: Engine, old: Ref, replica: str, *, restart: bool) -> None:
+    engine.api.rename(old.id, replica)
+    if restart:
+        engine.api.start(old.id)
+    log.info("restored %s (%s)", replica, old.id[:12])
+
+
+def _resolve_image(engine: Engine, spec: ServiceSpec, progress: Progress) -> str:
+    image = str(spec.image)
+    build = spec.build_context
+    if build is not None:
+        progress(f"building {image} from {build.context}")
+        result = build_image(engine, build.context, tag=image, dockerfile=build.dockerfile,
+                             buildargs=dict(build.args))
+        return result.image_id
+    if spec.pull == "always":
+        _pull(engine, image)
+    try:
+        return local_image_id(engine, image)
+    except errors.ImageNotFound:
+        if spec.pull != "missing":
+            raise
+    _pull(engine, image)
+    return local_image_id(engine, image)
+
+
+def _pull(engine: Engine, image: str) -> None:
+    repo, _, tag = image.rpartition(":") if ":" in image.split("/")[-1] else (image, "", "latest")
+    try:
+        engine.api.pull(repo, tag=tag)
+    except Exception as exc:
+        raise errors.translate(exc, f"pull of {image} (asked for by the spec)",
+                               host=engine.host, target=image) from exc
+
+
+def _current(engine: Engine, spec: ServiceSpec) -> tuple[dict[str, Ref], list[Ref]]:
+    """Owned replicas by replica name, and owned containers that are not wanted any more."""
+    wanted = set(spec.replica_names())
+    by_replica: dict[str, Ref] = {}
+    extra: list[Ref] = []
+    for ref in service_refs(engine, spec.name):
+        if ref.owned_reason(engine):
+            continue
+        if ref.replica in wanted and (ref.replica not in by_replica or ref.name == ref.replica):
+            if ref.replica in by_replica:
+                extra.append(by_replica[ref.replica])
+            by_replica[ref.replica] = ref
+        else:
+            extra.append(ref)
+    for name in wanted:
+        try:
+            holder = ref_from_inspect(engine.api.inspect_container(name))
+        except Exception:
+            continue
+        if holder.owned_reason(engine) or holder.service != spec.name:
+            raise errors.NameConflict(name, holder.id)
+    return by_replica, extra
+
+
+def deploy(engine: Engine, spec: ServiceSpec, *, wait: str | None = "healthy",
+           timeout: float = 60.0, progress: Progress | None = None) -> Deployment:
+    """Bring a service to its spec, like ``docker run`` made idempotent and safe.
+
+    Args:
+        engine: the engine.
+        spec: what to run.
+        wait: ``"healthy"`` (default; a container without a healthcheck counts once running),
+            ``"running"``, or None not to wait.
+        timeout: seconds each new replica may take to reach ``wait``.
+        progress: called with one line per step (the CLI prints them).
+
+    Raises:
+        ImageNotFound: the image is not present and the spec does not allow a pull.
+        NameConflict: a replica's name is held by a container opskit does not own.
+        PortInUse: a published host port is taken (nothing is left behind).
+        DeployFailed: a new replica did not reach ``wait``; carries ``rolled_back`` and the
+            :class:`~opskit.errors.WaitTimeout` with the probe output and last log lines.
+    """
+    if wait not in WAITS:
+        raise errors.InvalidSpec("wait", f"unknown wait {wait!r}",
+                                 allowed="'healthy', 'running' or None")
+    say = progress or (lambda line: log.info("%s", line))
+    started_at = time.monotonic()
+    by_replica, extra = _current(engine, spec)
+    image_id = _resolve_image(engine, spec, say)
+    networks = ensure_networks(engine, spec)
+    volumes = ensure_volumes(engine, spec)
+    ro = _Rollout(engine, spec, wait, timeout, say, image_id=image_id)
+    try:
+        for replica in spec.replica_names():
+            old = by_replica.get(replica)
+            if old is None:
+                say(f"{replica}: creating")
+                cid = ro.launch(replica)
+                ro.created.append(cid)
+            elif old.labels.get(L.SPEC_HASH) == spec.config_hash and old.image_id == image_id:
+                cid = old.id
+                if old.state in ("running", "paused", "restarting"):
+                    say(f"{replica}: unchanged")
+                    ro.kept.append(cid)
+                else:
+                    say(f"{replica}: unchanged, starting it ({old.state})")
+                    start_replica(engine, spec, cid, name=replica, discard=False)
+                    if wait:
+                        wait_for(engine, cid, wait, timeout=timeout, name=replica)
+                    ro.started.append(cid)
+            else:
+                say(f"{replica}: spec changed, replacing {old.id[:12]}")
+                cid = ro.replace(replica, old)
+            ro.ids.append(cid)
+    except errors.OpsKitError as exc:
+        ro.roll_back()
+        if isinstance(exc, errors.WaitTimeout | errors.EngineError):
+            raise errors.DeployFailed(spec.name, str(exc.message),
+                                      rolled_back=bool(ro.replaced) or bool(by_replica),
+                                      cause=exc) from exc
+        raise
+    removed = [old.id for old, _, _ in ro.replaced] + [r.id for r in extra]
+    for cid in removed:
+        _remove_quietly(engine, cid)
+    result = Deployment(
+        service=spec.name, image_id=image_id, containers=tuple(spec.replica_names()),
+        ids=tuple(ro.ids), created=tuple(ro.created), kept=tuple(ro.kept),
+        started=tuple(ro.started), replaced=tuple((o.id, n) for o, n, _ in ro.replaced),
+        removed=tuple(removed), networks_created=tuple(networks), volumes_created=tuple(volumes),
+        duration=time.monotonic() - started_at)
+    say(result.summary())
+    return result
+
+
+def teardown(engine: Engine, service: str, *, volumes: bool = False,
+             allow_foreign: bool = False) -> list[str]:
+    """Remove every replica of a service and the opskit networks nothing else uses.
+
+    Like ``docker compose down`` (and ``-v`` with ``volumes=True``): named volumes are kept
+    unless asked, because they hold data.
+
+    Returns:
+        What was removed, as ``container:NAME``, ``network:NAME``, ``volume:NAME``.
+
+    Raises:
+        ContainerNotFound, OutOfScope.
+    """
+    refs = resolve(engine, service, action="teardown", allow_foreign=allow_foreign)
+    networks: set[str] = set()
+    for ref in refs:
+        try:
+            data = engine.api.inspect_container(ref.id)
+            networks.update(((data.get("NetworkSettings") or {}).get("Networks") or {}).keys())
+        except Exception as exc:
+            log.debug("inspect of %s before teardown failed: %s", ref.name, exc)
+    removed: list[str] = []
+    for ref in refs:
+        try:
+            engine.api.remove_container(ref.id, force=True, v=True)
+        except Exception as exc:
+            raise errors.translate(exc, f"remove of {ref.name}", host=engine.host,
+                                   target=ref.name) from exc
+        removed.append(f"container:{ref.name}")
+    for name in sorted(networks):
+        removed.extend(_remove_unused_network(engine, name))
+    if volumes:
+        removed.extend(_remove_service_volumes(engine, service))
+    return removed
+
+
+def _remove_unused_network(engine: Engine, name: str) -> list[str]:
+    try:
+        net = engine.api.inspect_network(name)
+    except Exception:
+        return []
+    labels = net.get("Labels") or {}
+    if labels.get(L.MANAGED) != "true" or labels.get(L.SCOPE) != engine.scope:
+        return []
+    if net.get("Containers"):
+        return []
+    try:
+        engine.api.remove_network(net["Id"])
+    except Exception as exc:
+        log.warning("could not remove network %s: %s", name, exc)
+        return []
+    return [f"network:{name}"]
+
+
+def _remove_service_volumes(engine: Engine, service: str) -> list[str]:
+    found = engine.api.volumes(filters={"label": [f"{L.SERVICE}={service}",
+                                                  f"{L.SCOPE}={engine.scope}"]})
+    removed = []
+    for vol in (found or {}).get("Volumes") or []:
+        try:
+            engine.api.remove_volume(vol["Name"])
+            removed.append(f"volume:{vol['Name']}")
+        except Exception as exc:
+            log.warning("could not remove volume %s: %s", vol["Name"], exc)
+    return removed

@@ -1,0 +1,393 @@
+"""The one error tree of opskit.
+
+Every error opskit raises derives from :class:`OpsKitError`. Where a builtin fits, the error
+also derives from it, so ``except ValueError`` keeps working for callers who do not know opskit.
+Each error carries fields (the container, the port, the field of a spec, ...) and its message
+says what was seen and ends with a hint.
+
+    OpsKitError
+    ├── EngineUnavailable (ConnectionError)   the engine did not answer: down, unreachable, slow
+    ├── InsecureEngine (ConnectionError)      a remote tcp:// engine without TLS verification
+    ├── InvalidSpec (ValueError)              a spec field is wrong; names the field
+    ├── InvalidTarget (ValueError)            a target is ambiguous or malformed
+    ├── NotFound (LookupError)
+    │   ├── ContainerNotFound
+    │   ├── ImageNotFound
+    │   └── NetworkNotFound
+    ├── Conflict
+    │   ├── NameConflict                      a name is held by a container opskit does not own
+    │   └── PortInUse                         a host port is taken
+    ├── OutOfScope (PermissionError)          the container is not opskit's to touch
+    ├── WaitTimeout (TimeoutError)            a container did not reach a state in time
+    ├── DeployFailed                          a new replica failed; carries the rollback outcome
+    ├── BuildFailed                           an image build failed; carries the log tail
+    ├── ActionFailed                          a bulk action failed on some containers
+    ├── CopyFailed                            docker cp failed (missing path, unsafe archive)
+    └── EngineError                           any other engine refusal, its message passed through
+
+Engine exceptions from docker-py are translated in one place, :func:`translate`, always with
+``raise ... from exc`` so the engine's own error stays reachable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+__all__ = [
+    "ActionFailed",
+    "BuildFailed",
+    "Conflict",
+    "ContainerNotFound",
+    "CopyFailed",
+    "DeployFailed",
+    "EngineError",
+    "EngineUnavailable",
+    "ImageNotFound",
+    "InsecureEngine",
+    "InvalidSpec",
+    "InvalidTarget",
+    "NameConflict",
+    "NetworkNotFound",
+    "NotFound",
+    "OpsKitError",
+    "OutOfScope",
+    "PortInUse",
+    "WaitTimeout",
+    "translate",
+]
+
+
+class OpsKitError(Exception):
+    """Root of every opskit error.
+
+    Args:
+        message: what was seen.
+        hint: what to do about it; appended as ``Hint: ...``.
+    """
+
+    default_hint = ""
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        self.message = message
+        self.hint = hint if hint is not None else self.default_hint
+        super().__init__(self.__str__())
+
+    def __str__(self) -> str:
+        if self.hint:
+            return f"{self.message} Hint: {self.hint}"
+        return self.message
+
+
+class EngineUnavailable(OpsKitError, ConnectionError):
+    """The Docker engine at ``host`` did not answer (down, unreachable, or too slow)."""
+
+    def __init__(self, host: str, reason: str, *, hint: str | None = None) -> None:
+        self.host = host
+        self.reason = reason
+        super().__init__(
+            f"Docker engine at {host} is unavailable: {reason}.",
+            hint=hint
+            or "start the engine (`make engine`, or `setsid dockerd &` as root) or point "
+            "DOCKER_HOST / opskit.connect(url) at one that runs.",
+        )
+
+
+class InsecureEngine(OpsKitError, ConnectionError):
+    """A non-loopback ``tcp://`` engine was given without TLS verification."""
+
+    def __init__(self, host: str) -> None:
+        self.host = host
+        super().__init__(
+            f"Refusing to talk to {host} without TLS verification: anyone on the path could "
+            "run containers as root there.",
+            hint="pass tls=docker.tls.TLSConfig(ca_cert=..., client_cert=(...), verify=True), "
+            "or set DOCKER_TLS_VERIFY=1 and DOCKER_CERT_PATH.",
+        )
+
+
+class InvalidSpec(OpsKitError, ValueError):
+    """A field of a :class:`~opskit.spec.ServiceSpec` is wrong.
+
+    Attributes:
+        field: dotted name of the field (``healthcheck.interval``, ``ports[8080]``).
+        value: the value that was given (never shown when the field may hold a secret).
+        allowed: a description of what is allowed.
+    """
+
+    default_hint = "help(opskit.ServiceSpec) lists every field and what it allows."
+
+    def __init__(self, field: str, problem: str, *, allowed: str = "", value: Any = None,
+                 hint: str | None = None) -> None:
+        self.field = field
+        self.value = value
+        self.allowed = allowed
+        text = f"Invalid spec field '{field}': {problem}."
+        if allowed and hint is None:
+            hint = f"allowed: {allowed}."
+        super().__init__(text, hint=hint)
+
+
+class InvalidTarget(OpsKitError, ValueError):
+    """A target (name, ID or service) is malformed or ambiguous for the call."""
+
+    def __init__(self, target: str, problem: str, *, hint: str | None = None) -> None:
+        self.target = target
+        super().__init__(f"Target '{target}' {problem}.", hint=hint)
+
+
+class NotFound(OpsKitError, LookupError):
+    """Something named does not exist on the engine."""
+
+
+class ContainerNotFound(NotFound):
+    """No container (nor service) answers to ``target`` on ``host``."""
+
+    def __init__(self, target: str, host: str = "") -> None:
+        self.target = target
+        self.host = host
+        where = f" on {host}" if host else ""
+        super().__init__(
+            f"No container or service named '{target}'{where}.",
+            hint="list what exists with ops.containers() or `opskit ps -a`.",
+        )
+
+
+class ImageNotFound(NotFound):
+    """The image is not on the engine, and opskit never pulls implicitly."""
+
+    def __init__(self, image: str, host: str = "") -> None:
+        self.image = image
+        self.host = host
+        where = f" on {host}" if host else ""
+        super().__init__(
+            f"Image '{image}' is not present{where}; opskit never pulls implicitly.",
+            hint="build it (ops.build(...), or ops.demo_images() for opskit/demo-*), load it "
+            "with `docker load`, or set pull='missing' in the spec to allow a pull.",
+        )
+
+
+class NetworkNotFound(NotFound):
+    """No network of that name or ID."""
+
+    def __init__(self, network: str, host: str = "") -> None:
+        self.network = network
+        self.host = host
+        super().__init__(
+            f"No network named '{network}'" + (f" on {host}." if host else "."),
+            hint="create it with ops.network_create(name), or list networks with `docker "
+            "network ls`.",
+        )
+
+
+class Conflict(OpsKitError):
+    """Something is already taken."""
+
+
+class NameConflict(Conflict):
+    """A container name is held by a container opskit does not own."""
+
+    def __init__(self, name: str, holder_id: str) -> None:
+        self.name = name
+        self.holder_id = holder_id
+        super().__init__(
+            f"Container name '{name}' is held by container {holder_id[:12]}, which opskit "
+            "did not create; it was not touched.",
+            hint="choose another service name, or remove that container yourself "
+            f"(`docker rm -f {holder_id[:12]}`) if it is yours to remove.",
+        )
+
+
+class PortInUse(Conflict):
+    """A host port the spec publishes is already taken."""
+
+    def __init__(self, port: int, host_ip: str, engine_message: str, *, service: str = "") -> None:
+        self.port = port
+        self.host_ip = host_ip
+        self.service = service
+        self.engine_message = engine_message
+        super().__init__(
+            f"Host port {host_ip}:{port} is already in use"
+            + (f" (service '{service}')" if service else "")
+            + f"; the engine said: {engine_message}. No container was left behind.",
+            hint=f"free port {port} (`ss -ltnp 'sport = :{port}'` shows who holds it) or "
+            "publish another host port in the spec.",
+        )
+
+
+class OutOfScope(OpsKitError, PermissionError):
+    """The container is outside opskit's scope (not created by it, or labels forged)."""
+
+    def __init__(self, target: str, container_id: str, reason: str, *, action: str = "") -> None:
+        self.target = target
+        self.container_id = container_id
+        self.reason = reason
+        self.action = action
+        verb = f" {action}" if action else " act on"
+        super().__init__(
+            f"Refusing to{verb} container '{target}' ({container_id[:12]}): {reason}.",
+            hint="opskit only touches containers it deployed in this scope; pass "
+            "allow_foreign=True to this call if you really mean to.",
+        )
+
+
+class WaitTimeout(OpsKitError, TimeoutError):
+    """A container did not reach the wanted condition within the timeout.
+
+    Attributes:
+        container: name of the container.
+        condition: ``"running"`` or ``"healthy"``.
+        timeout: seconds waited.
+        state: the last state seen (``running``, ``exited``, ...), and ``health``.
+        exit_code: the exit code when the container stopped.
+        last_probe: output of the last healthcheck probe, if any.
+        last_logs: the last log lines of the container.
+    """
+
+    def __init__(self, container: str, condition: str, timeout: float, *, state: str = "",
+                 health: str = "", exit_code: int | None = None, last_probe: str = "",
+                 last_logs: Sequence[str] = (), reason: str = "") -> None:
+        self.container = container
+        self.condition = condition
+        self.timeout = timeout
+        self.state = state
+        self.health = health
+        self.exit_code = exit_code
+        self.last_probe = last_probe
+        self.last_logs = list(last_logs)
+        seen = reason or f"it is {state or 'unknown'}" + (f"/{health}" if health else "")
+        parts = [f"Container '{container}' did not become {condition} within {timeout:g}s; {seen}"]
+        if exit_code is not None and state == "exited":
+            parts.append(f"exit code {exit_code}")
+        if last_probe:
+            parts.append(f'last probe said: "{last_probe.strip()[:200]}"')
+        if self.last_logs:
+            parts.append("last log lines: " + " | ".join(x[:160] for x in self.last_logs[-3:]))
+        super().__init__(
+            "; ".join(parts) + ".",
+            hint="look at ops.logs() and ops.inspect() for the container, check the "
+            "healthcheck command runs inside the image, or raise the timeout.",
+        )
+
+
+class DeployFailed(OpsKitError):
+    """A deploy did not complete; ``rolled_back`` says whether the old containers were restored."""
+
+    def __init__(self, service: str, reason: str, *, rolled_back: bool,
+                 cause: OpsKitError | None = None) -> None:
+        self.service = service
+        self.reason = reason
+        self.rolled_back = rolled_back
+        self.cause = cause
+        outcome = ("the previous containers were restored and still serve"
+                   if rolled_back else "nothing was left behind")
+        super().__init__(
+            f"Deploy of service '{service}' failed: {reason} ({outcome}).",
+            hint="fix the spec or the image and deploy again; ops.logs() shows the failed "
+            "replica's output above.",
+        )
+
+
+class BuildFailed(OpsKitError):
+    """``docker build`` failed; carries the failing step and the log tail."""
+
+    def __init__(self, tag: str, message: str, log_tail: Sequence[str] = ()) -> None:
+        self.tag = tag
+        self.engine_message = message
+        self.log_tail = list(log_tail)
+        tail = (" Last lines: " + " | ".join(x.strip() for x in self.log_tail[-4:] if x.strip())
+                if self.log_tail else "")
+        super().__init__(
+            f"Build of '{tag}' failed: {message.strip()}.{tail}",
+            hint="fix the Dockerfile step named above; the whole log is on the exception's "
+            "log_tail.",
+        )
+
+
+class ActionFailed(OpsKitError):
+    """A bulk action (stop, restart, ...) failed on at least one container.
+
+    Attributes:
+        results: every per-container result, the successful ones included.
+    """
+
+    def __init__(self, action: str, target: str, results: Sequence[Any]) -> None:
+        self.action = action
+        self.target = target
+        self.results = list(results)
+        failed = [r for r in self.results if not r.ok]
+        detail = "; ".join(f"{r.name}: {r.error}" for r in failed[:5])
+        super().__init__(
+            f"{action} failed on {len(failed)} of {len(self.results)} container(s) of "
+            f"'{target}': {detail}.",
+            hint="the exception's results list says what happened to each container.",
+        )
+
+
+class CopyFailed(OpsKitError):
+    """``docker cp`` failed: a missing path, or an archive that would escape its folder."""
+
+    def __init__(self, container: str, path: str, reason: str, *, hint: str | None = None) -> None:
+        self.container = container
+        self.path = path
+        super().__init__(
+            f"Copy with container '{container}' at '{path}' failed: {reason}.",
+            hint=hint or "check the path exists (`opskit exec TARGET -- ls -l PATH`).",
+        )
+
+
+class EngineError(OpsKitError):
+    """The engine refused a request; its own message is passed through."""
+
+    def __init__(self, what: str, engine_message: str, *, status: int | None = None,
+                 hint: str | None = None) -> None:
+        self.what = what
+        self.engine_message = engine_message
+        self.status = status
+        super().__init__(
+            f"{what} failed: the engine said ({status or 'no status'}): {engine_message}.",
+            hint=hint or "the engine's message above says what it refused.",
+        )
+
+
+def translate(exc: BaseException, what: str, *, host: str = "", target: str = "") -> OpsKitError:
+    """Translate a docker-py or transport exception into an opskit error.
+
+    The caller raises the result ``from exc``.
+
+    Args:
+        exc: the exception docker-py (or requests underneath it) raised.
+        what: the operation, in words (``"restart of web-1"``).
+        host: the engine's address, named in connection errors.
+        target: the container, image or network the call was about.
+    """
+    import docker.errors
+    import requests.exceptions
+
+    if isinstance(exc, OpsKitError):
+        return exc
+    if isinstance(exc, requests.exceptions.Timeout):
+        return EngineUnavailable(host or "the engine", f"{what} timed out ({exc})")
+    if isinstance(exc, requests.exceptions.ConnectionError | ConnectionError):
+        return EngineUnavailable(host or "the engine", f"{what}: {exc}")
+    if isinstance(exc, docker.errors.ImageNotFound):
+        return ImageNotFound(target or "?", host)
+    if isinstance(exc, docker.errors.NotFound):
+        message = _explanation(exc)
+        if "network" in message.lower():
+            return NetworkNotFound(target or "?", host)
+        if "image" in message.lower() and "container" not in message.lower():
+            return ImageNotFound(target or "?", host)
+        return ContainerNotFound(target or "?", host)
+    if isinstance(exc, docker.errors.APIError):
+        return EngineError(what, _explanation(exc), status=exc.status_code)
+    if isinstance(exc, docker.errors.DockerException):
+        return EngineError(what, str(exc))
+    return EngineError(what, f"{type(exc).__name__}: {exc}")
+
+
+def _explanation(exc: Any) -> str:
+    explanation = getattr(exc, "explanation", None)
+    if isinstance(explanation, bytes):
+        explanation = explanation.decode("utf-8", "replace")
+    return str(explanation or exc)

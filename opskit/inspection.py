@@ -1,0 +1,143 @@
+"""Reading one container: ``docker inspect`` as a typed record with the raw payload kept.
+
+Environment values never leave this module: :class:`ContainerInfo` keeps the names of the
+variables that were set, not their values, and ``attrs`` (the raw payload) has ``Config.Env``
+values masked.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from . import errors
+from . import labels as L
+from .engine import Engine
+from .targets import resolve_one
+
+__all__ = ["ContainerInfo", "inspect_container", "parse_engine_time"]
+
+MASK = "***"
+
+
+def parse_engine_time(text: str | None) -> datetime | None:
+    """The engine's RFC 3339 nanosecond time as a UTC datetime; None for its zero time."""
+    if not text or text.startswith("0001-01-01"):
+        return None
+    main, _, rest = text.partition(".")
+    frac, zone = rest, ""
+    for sep in ("Z", "+", "-"):
+        if sep in rest:
+            idx = rest.index(sep)
+            frac, zone = rest[:idx], rest[idx:]
+            break
+    if not rest:
+        zone = main[19:] if len(main) > 19 else "Z"
+        main = main[:19]
+    stamp = f"{main}.{(frac or '0')[:6].ljust(6, '0')}{'+00:00' if zone in ('Z', '') else zone}"
+    return datetime.fromisoformat(stamp).astimezone(UTC)
+
+
+def masked_env(attrs: dict[str, Any]) -> dict[str, Any]:
+    """A copy of an inspect payload whose ``Config.Env`` values are masked."""
+    out = copy.deepcopy(attrs)
+    config = out.get("Config") or {}
+    config["Env"] = [f"{item.partition('=')[0]}={MASK}" for item in config.get("Env") or []]
+    return out
+
+
+@dataclass(frozen=True)
+class ContainerInfo:
+    """One container as ``docker inspect`` shows it, typed.
+
+    Attributes:
+        id, name, service, image (the reference it was created from), image_id.
+        state: created, running, paused, restarting, exited, dead.
+        health: starting, healthy, unhealthy, or "" without a healthcheck.
+        exit_code, oom_killed, restart_count, pid.
+        created, started_at, finished_at: UTC datetimes (None when never).
+        ports: ``{"8080/tcp": "127.0.0.1:18080"}``; networks: names.
+        memory_limit: bytes (0: none); cpu_limit: CPUs (0.0: none).
+        env_names: the variables set (values are never kept).
+        managed: created by opskit (any scope).
+        attrs: the raw payload, env values masked.
+    """
+
+    id: str
+    name: str
+    service: str
+    image: str
+    image_id: str
+    state: str
+    health: str
+    exit_code: int
+    oom_killed: bool
+    restart_count: int
+    pid: int
+    created: datetime | None
+    started_at: datetime | None
+    finished_at: datetime | None
+    ports: dict[str, str]
+    networks: tuple[str, ...]
+    memory_limit: int
+    cpu_limit: float
+    restart_policy: str
+    env_names: tuple[str, ...]
+    managed: bool
+    labels: dict[str, str] = field(repr=False)
+    attrs: dict[str, Any] = field(repr=False, compare=False)
+
+    @classmethod
+    def from_attrs(cls, attrs: dict[str, Any]) -> ContainerInfo:
+        """Build from a raw ``docker inspect`` payload."""
+        state = attrs.get("State") or {}
+        config = attrs.get("Config") or {}
+        host = attrs.get("HostConfig") or {}
+        labels = dict(config.get("Labels") or {})
+        ports = {}
+        for key, binds in ((attrs.get("NetworkSettings") or {}).get("Ports") or {}).items():
+            if binds:
+                ports[key] = ",".join(f"{b.get('HostIp', '')}:{b.get('HostPort', '')}"
+                                      for b in binds)
+        policy = (host.get("RestartPolicy") or {}).get("Name") or "no"
+        return cls(
+            id=attrs["Id"], name=attrs.get("Name", "").lstrip("/"),
+            service=labels.get(L.SERVICE, ""), image=config.get("Image", ""),
+            image_id=attrs.get("Image", ""), state=state.get("Status", ""),
+            health=(state.get("Health") or {}).get("Status", ""),
+            exit_code=int(state.get("ExitCode") or 0), oom_killed=bool(state.get("OOMKilled")),
+            restart_count=int(attrs.get("RestartCount") or 0), pid=int(state.get("Pid") or 0),
+            created=parse_engine_time(attrs.get("Created")),
+            started_at=parse_engine_time(state.get("StartedAt")),
+            finished_at=parse_engine_time(state.get("FinishedAt")),
+            ports=ports,
+            networks=tuple(sorted(((attrs.get("NetworkSettings") or {}).get("Networks")
+                                   or {}).keys())),
+            memory_limit=int(host.get("Memory") or 0),
+            cpu_limit=float(host.get("NanoCpus") or 0) / 1e9
+            or (float(host.get("CpuQuota") or 0) / float(host.get("CpuPeriod") or 100000)),
+            restart_policy=policy,
+            env_names=tuple(item.partition("=")[0] for item in config.get("Env") or []),
+            managed=labels.get(L.MANAGED) == "true", labels=labels, attrs=masked_env(attrs))
+
+    @property
+    def health_log(self) -> list[dict[str, Any]]:
+        """The engine's last (up to 5) probe results, raw."""
+        return list(((self.attrs.get("State") or {}).get("Health") or {}).get("Log") or [])
+
+
+def inspect_container(engine: Engine, target: str) -> ContainerInfo:
+    """``docker inspect TARGET`` as a :class:`ContainerInfo` (reading needs no scope).
+
+    Raises:
+        ContainerNotFound, InvalidTarget (a service of several replicas).
+    """
+    ref = resolve_one(engine, target, allow_foreign=True)
+    try:
+        attrs = engine.api.inspect_container(ref.id)
+    except Exception as exc:
+        raise errors.translate(exc, f"inspect of {target}", host=engine.host,
+                               target=target) from exc
+    return ContainerInfo.from_attrs(attrs)

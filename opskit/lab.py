@@ -1,0 +1,82 @@
+"""``opskit lab``: JupyterLab on the runbook notebooks, bound to 127.0.0.1, URL and token printed.
+
+When no Docker engine answers, the lab still opens, on the incident-analysis notebook that works
+from the bundled sample incident.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import sys
+from pathlib import Path
+
+__all__ = ["notebooks_dir", "run_lab"]
+
+ANALYSIS_NOTEBOOK = "06-incident-analysis.ipynb"
+_OVERRIDES = {"@jupyterlab/apputils-extension:notification": {
+    "fetchNews": "false", "checkForUpdates": False}}
+
+
+def notebooks_dir() -> Path:
+    """The ``notebooks/`` folder beside the package (a source checkout), or the current one."""
+    for candidate in (Path(__file__).resolve().parent.parent / "notebooks",
+                      Path.cwd() / "notebooks"):
+        if candidate.is_dir():
+            return candidate
+    return Path.cwd()
+
+
+def _quiet_lab_settings() -> None:
+    """Switch off the news and update toasts (no network here) in this environment's lab."""
+    path = Path(sys.prefix) / "share/jupyter/lab/settings/overrides.json"
+    try:
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(_OVERRIDES, indent=2))
+    except OSError:
+        pass  # a read-only environment keeps its toasts; nothing else depends on it
+
+
+def _engine_answers() -> tuple[bool, str]:
+    from .engine import open_engine
+    from .errors import OpsKitError
+
+    try:
+        engine = open_engine(timeout=3.0)
+    except OpsKitError as exc:
+        return False, str(exc)
+    engine.client.close()
+    return True, engine.host
+
+
+def run_lab(*, port: int = 8888, ip: str = "127.0.0.1", token: str | None = None,
+            open_browser: bool = False) -> int:
+    """Replace this process with JupyterLab serving the notebooks; print the URL first."""
+    folder = notebooks_dir()
+    token = token or secrets.token_hex(16)
+    _quiet_lab_settings()
+    ok, detail = _engine_answers()
+    default_url = "/lab"
+    if ok:
+        print(f"opskit: Docker engine at {detail} answers.", file=sys.stderr)
+    else:
+        print(f"opskit: no Docker engine answers ({detail.split(' Hint:')[0]}); the notebooks "
+              f"that need one say so; opening {ANALYSIS_NOTEBOOK} on the sample incident.",
+              file=sys.stderr)
+        if (folder / ANALYSIS_NOTEBOOK).exists():
+            default_url = f"/lab/tree/{ANALYSIS_NOTEBOOK}"
+    url = f"http://{ip}:{port}{default_url}?token={token}"
+    print(f"opskit: JupyterLab on {folder}\nopskit: open {url}", file=sys.stderr, flush=True)
+    jupyter = shutil.which("jupyter", path=os.path.dirname(sys.executable)) or "jupyter"
+    argv = [jupyter, "lab", f"--ip={ip}", f"--port={port}", "--port-retries=0",
+            f"--ServerApp.root_dir={folder}", f"--IdentityProvider.token={token}",
+            f"--LabApp.default_url={default_url}"]
+    if not open_browser:
+        argv.append("--no-browser")
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        argv.append("--allow-root")
+    os.execv(jupyter, argv)
+    return 0  # pragma: no cover - execv does not return

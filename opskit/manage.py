@@ -1,0 +1,173 @@
+"""Lifecycle verbs: start, stop, restart, pause, unpause, kill, remove.
+
+Each verb takes a target (a container name, an ID, or a service: all its replicas), resolves it
+once to full IDs, checks scope, then acts by ID. Over several containers the verb acts
+concurrently and returns one :class:`ActionResult` per container; if any failed it raises
+:class:`~opskit.errors.ActionFailed` carrying all of them.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from . import errors
+from .engine import Engine
+from .targets import Ref, resolve
+
+log = logging.getLogger("opskit")
+
+__all__ = ["ActionResult", "kill", "pause", "remove", "restart", "run_bulk", "start", "stop",
+           "unpause"]
+
+SIGNALS = {"SIGKILL", "SIGTERM", "SIGINT", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2", "SIGSTOP",
+           "SIGCONT", "KILL", "TERM", "INT", "HUP", "QUIT", "USR1", "USR2"}
+
+
+@dataclass(frozen=True)
+class ActionResult:
+    """What one action did to one container.
+
+    Attributes:
+        action: the verb (``"restart"``).
+        id: the container's full ID.
+        name: its name when the action started.
+        ok: whether the engine accepted and completed the action.
+        error: the error's message when not ok.
+        duration: seconds the action took.
+    """
+
+    action: str
+    id: str
+    name: str
+    ok: bool
+    error: str = ""
+    duration: float = 0.0
+
+
+Listener = Callable[[ActionResult], None]
+_listeners: list[Listener] = []
+
+
+def add_listener(listener: Listener) -> None:
+    """Call ``listener`` with every :class:`ActionResult` (used by the action journal)."""
+    _listeners.append(listener)
+
+
+def remove_listener(listener: Listener) -> None:
+    """Stop calling ``listener``."""
+    if listener in _listeners:
+        _listeners.remove(listener)
+
+
+def run_bulk(engine: Engine, action: str, refs: list[Ref], call: Callable[[str], Any],
+             *, target: str, raise_on_error: bool = True) -> list[ActionResult]:
+    """Run ``call(container_id)`` over containers concurrently, collecting a result for each."""
+
+    def one(ref: Ref) -> ActionResult:
+        started = time.monotonic()
+        try:
+            call(ref.id)
+        except Exception as exc:
+            err = errors.translate(exc, f"{action} of {ref.name}", host=engine.host,
+                                   target=ref.name)
+            result = ActionResult(action, ref.id, ref.name, False, err.message,
+                                  time.monotonic() - started)
+        else:
+            result = ActionResult(action, ref.id, ref.name, True,
+                                  duration=time.monotonic() - started)
+        log.info("%s %s (%s): %s", action, ref.name, ref.id[:12],
+                 "ok" if result.ok else result.error)
+        for listener in list(_listeners):
+            listener(result)
+        return result
+
+    if len(refs) == 1:
+        results = [one(refs[0])]
+    else:
+        with ThreadPoolExecutor(max_workers=min(16, len(refs))) as pool:
+            results = list(pool.map(one, refs))
+    if raise_on_error and not all(r.ok for r in results):
+        raise errors.ActionFailed(action, target, results)
+    return results
+
+
+def _act(engine: Engine, action: str, target: str, call: Callable[[str], Any],
+         allow_foreign: bool) -> list[ActionResult]:
+    refs = resolve(engine, target, action=action, allow_foreign=allow_foreign)
+    return run_bulk(engine, action, refs, call, target=target)
+
+
+def start(engine: Engine, target: str, *, allow_foreign: bool = False) -> list[ActionResult]:
+    """Start stopped containers: ``docker start TARGET``.
+
+    Raises:
+        ContainerNotFound, OutOfScope, ActionFailed.
+    """
+    return _act(engine, "start", target, engine.api.start, allow_foreign)
+
+
+def stop(engine: Engine, target: str, *, timeout: float | None = None,
+         allow_foreign: bool = False) -> list[ActionResult]:
+    """Stop containers (SIGTERM, then SIGKILL after ``timeout``): ``docker stop -t N TARGET``."""
+    def call(cid: str) -> Any:
+        kwargs = {} if timeout is None else {"timeout": int(timeout)}
+        return engine.api.stop(cid, **kwargs)
+
+    return _act(engine, "stop", target, call, allow_foreign)
+
+
+def restart(engine: Engine, target: str, *, timeout: float | None = None,
+            allow_foreign: bool = False) -> list[ActionResult]:
+    """Restart containers: ``docker restart -t N TARGET``.
+
+    A PID 1 that ignores SIGTERM makes the engine wait the whole ``timeout`` (10 s by default)
+    before it kills it; give a short ``timeout`` for such images.
+    """
+    def call(cid: str) -> Any:
+        kwargs = {} if timeout is None else {"timeout": int(timeout)}
+        return engine.api.restart(cid, **kwargs)
+
+    return _act(engine, "restart", target, call, allow_foreign)
+
+
+def pause(engine: Engine, target: str, *, allow_foreign: bool = False) -> list[ActionResult]:
+    """Freeze every process of the containers: ``docker pause TARGET``."""
+    return _act(engine, "pause", target, engine.api.pause, allow_foreign)
+
+
+def unpause(engine: Engine, target: str, *, allow_foreign: bool = False) -> list[ActionResult]:
+    """Thaw paused containers: ``docker unpause TARGET``."""
+    return _act(engine, "unpause", target, engine.api.unpause, allow_foreign)
+
+
+def kill(engine: Engine, target: str, *, signal: str = "SIGKILL",
+         allow_foreign: bool = False) -> list[ActionResult]:
+    """Send a signal to the containers' PID 1: ``docker kill -s SIGNAL TARGET``.
+
+    Raises:
+        InvalidTarget: an unknown signal name (checked before anything is sent).
+    """
+    sig = str(signal).upper()
+    if sig not in SIGNALS and not sig.isdigit():
+        raise errors.InvalidTarget(target, f"cannot be sent unknown signal {signal!r}",
+                                   hint="use a name such as SIGKILL, SIGTERM, SIGHUP or a number.")
+    return _act(engine, "kill", target, lambda cid: engine.api.kill(cid, signal=sig),
+                allow_foreign)
+
+
+def remove(engine: Engine, target: str, *, force: bool = True, volumes: bool = False,
+           allow_foreign: bool = False) -> list[ActionResult]:
+    """Remove containers: ``docker rm [-f] [-v] TARGET``.
+
+    Args:
+        force: stop running containers first (``-f``); on by default.
+        volumes: also remove anonymous volumes (``-v``); named volumes stay.
+    """
+    return _act(engine, "remove", target,
+                lambda cid: engine.api.remove_container(cid, force=force, v=volumes),
+                allow_foreign)

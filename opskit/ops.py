@@ -1,0 +1,174 @@
+"""The object a notebook user holds: ``ops = opskit.connect()``.
+
+:class:`Ops` is a thin facade: each method is one line that calls the verb family's module
+with the connection, so the modules stay usable (and testable) on their own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from . import deploy as _deploy
+from . import execute, images, inspection, logs, manage, network, transfer
+from .engine import DEFAULT_TIMEOUT, Engine, open_engine
+from .spec import ServiceSpec
+
+__all__ = ["Ops", "connect"]
+
+
+def connect(url: str | None = None, *, scope: str = "default", timeout: float = DEFAULT_TIMEOUT,
+            tls: Any = None) -> Ops:
+    """Connect to a Docker engine: ``DOCKER_HOST``, the local socket, or ``url``.
+
+    Args:
+        url: ``unix:///var/run/docker.sock``, ``tcp://host:2376`` (TLS required unless
+            loopback) or ``ssh://user@host``.
+        scope: opskit acts only on containers it created in this scope.
+        timeout: seconds for each non-streaming call.
+        tls: a ``docker.tls.TLSConfig`` for ``tcp://``.
+
+    Raises:
+        EngineUnavailable: nothing answered (the message names the host).
+        InsecureEngine: a remote ``tcp://`` engine without TLS verification.
+    """
+    return Ops(open_engine(url, scope=scope, timeout=timeout, tls=tls))
+
+
+class Ops:
+    """Operations on one engine. Build it with :func:`connect`."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def __repr__(self) -> str:
+        return f"<opskit.Ops {self.engine.host} scope={self.engine.scope!r}>"
+
+    def __enter__(self) -> Ops:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the connection pool."""
+        self.engine.client.close()
+
+    @property
+    def host(self) -> str:
+        """The engine's address."""
+        return self.engine.host
+
+    # -- deploy ------------------------------------------------------------------------
+
+    def demo_images(self, *, progress: Callable[..., None] | None = None,
+                    force: bool = False) -> list[str]:
+        """Build opskit's demo images offline; see :func:`opskit.images.demo_images`."""
+        return images.demo_images(self.engine, progress=progress, force=force)
+
+    def build(self, path: str | Path, *, tag: str, dockerfile: str | None = None,
+              buildargs: Mapping[str, str] | None = None,
+              progress: Callable[..., None] | None = None) -> images.BuildResult:
+        """``docker build -t TAG PATH``; see :func:`opskit.images.build`."""
+        return images.build(self.engine, path, tag=tag, dockerfile=dockerfile,
+                            buildargs=dict(buildargs or {}), progress=progress)
+
+    def deploy(self, spec: ServiceSpec | Mapping[str, Any] | str | Path, *,
+               wait: str | None = "healthy", timeout: float = 60.0,
+               progress: Callable[[str], None] | None = None) -> _deploy.Deployment:
+        """Deploy a spec, a mapping, or a YAML path; see :func:`opskit.deploy.deploy`."""
+        return _deploy.deploy(self.engine, as_spec(spec), wait=wait, timeout=timeout,
+                              progress=progress)
+
+    def teardown(self, service: str, *, volumes: bool = False) -> list[str]:
+        """Remove a service and what deploy made for it; see :func:`opskit.deploy.teardown`."""
+        return _deploy.teardown(self.engine, service, volumes=volumes)
+
+    # -- manage ------------------------------------------------------------------------
+
+    def start(self, target: str, **kw: Any) -> list[manage.ActionResult]:
+        """``docker start TARGET``."""
+        return manage.start(self.engine, target, **kw)
+
+    def stop(self, target: str, *, timeout: float | None = None, **kw: Any
+             ) -> list[manage.ActionResult]:
+        """``docker stop -t TIMEOUT TARGET``."""
+        return manage.stop(self.engine, target, timeout=timeout, **kw)
+
+    def restart(self, target: str, *, timeout: float | None = None, **kw: Any
+                ) -> list[manage.ActionResult]:
+        """``docker restart -t TIMEOUT TARGET``."""
+        return manage.restart(self.engine, target, timeout=timeout, **kw)
+
+    def pause(self, target: str, **kw: Any) -> list[manage.ActionResult]:
+        """``docker pause TARGET``."""
+        return manage.pause(self.engine, target, **kw)
+
+    def unpause(self, target: str, **kw: Any) -> list[manage.ActionResult]:
+        """``docker unpause TARGET``."""
+        return manage.unpause(self.engine, target, **kw)
+
+    def kill(self, target: str, *, signal: str = "SIGKILL", **kw: Any
+             ) -> list[manage.ActionResult]:
+        """``docker kill -s SIGNAL TARGET``."""
+        return manage.kill(self.engine, target, signal=signal, **kw)
+
+    def remove(self, target: str, *, force: bool = True, **kw: Any) -> list[manage.ActionResult]:
+        """``docker rm -f TARGET``."""
+        return manage.remove(self.engine, target, force=force, **kw)
+
+    # -- observe -------------------------------------------------------------------------
+
+    def inspect(self, target: str) -> inspection.ContainerInfo:
+        """``docker inspect TARGET`` as a typed record; see :mod:`opskit.inspection`."""
+        return inspection.inspect_container(self.engine, target)
+
+    def logs(self, target: str, *, since: Any = None, until: Any = None, tail: int | None = None,
+             grep: str | None = None) -> Any:
+        """``docker logs -t TARGET`` as a DataFrame; see :func:`opskit.logs.read_logs`."""
+        return logs.read_logs(self.engine, target, since=since, until=until, tail=tail,
+                              grep=grep)
+
+    # -- communicate -------------------------------------------------------------------
+
+    def exec(self, target: str, command: Sequence[str] | str, **kw: Any) -> execute.ExecResult:
+        """``docker exec TARGET CMD...``; see :func:`opskit.execute.exec_run`."""
+        return execute.exec_run(self.engine, target, command, **kw)
+
+    def copy_to(self, target: str, src: str | Path, dest: str, **kw: Any) -> str:
+        """``docker cp SRC TARGET:DEST``."""
+        return transfer.copy_to(self.engine, target, src, dest, **kw)
+
+    def copy_from(self, target: str, src: str, dest: str | Path, **kw: Any) -> Path:
+        """``docker cp TARGET:SRC DEST``."""
+        return transfer.copy_from(self.engine, target, src, dest, **kw)
+
+    def networks(self) -> list[network.NetworkInfo]:
+        """``docker network ls``."""
+        return network.networks(self.engine)
+
+    def network_create(self, name: str, **kw: Any) -> network.NetworkInfo:
+        """``docker network create NAME``."""
+        return network.network_create(self.engine, name, **kw)
+
+    def network_connect(self, name: str, target: str, **kw: Any) -> list[str]:
+        """``docker network connect NAME TARGET``."""
+        return network.network_connect(self.engine, name, target, **kw)
+
+    def network_disconnect(self, name: str, target: str, **kw: Any) -> list[str]:
+        """``docker network disconnect NAME TARGET``."""
+        return network.network_disconnect(self.engine, name, target, **kw)
+
+    def network_remove(self, name: str, **kw: Any) -> None:
+        """``docker network rm NAME``."""
+        network.network_remove(self.engine, name, **kw)
+
+
+def as_spec(spec: ServiceSpec | Mapping[str, Any] | str | Path) -> ServiceSpec:
+    """A ServiceSpec from a spec, a mapping, or a YAML path or text."""
+    if isinstance(spec, ServiceSpec):
+        return spec
+    if isinstance(spec, Mapping):
+        return ServiceSpec.from_dict(spec)
+    return ServiceSpec.from_yaml(spec)

@@ -1,0 +1,129 @@
+"""Turning what a person types (a name, an ID, a service) into containers, and the scope check.
+
+Mutating calls resolve a target to full IDs once, check each container's labels against the
+engine's scope (see :mod:`opskit.labels`), then act by ID only, so a container renamed or
+replaced in between is never hit by mistake.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import errors
+from . import labels as L
+from .engine import Engine
+
+__all__ = ["Ref", "list_raw", "ref_from_summary", "resolve", "resolve_one", "service_refs"]
+
+
+@dataclass(frozen=True)
+class Ref:
+    """One container, as resolved: full ID, current name, labels, state and image ID."""
+
+    id: str
+    name: str
+    labels: dict[str, str] = field(default_factory=dict, hash=False, compare=False)
+    state: str = ""
+    image_id: str = ""
+
+    @property
+    def service(self) -> str:
+        """The opskit service the container belongs to, or ``""``."""
+        return self.labels.get(L.SERVICE, "")
+
+    @property
+    def replica(self) -> str:
+        """The replica name the container was created under (stable across renames)."""
+        return self.labels.get(L.REPLICA, self.name)
+
+    def owned_reason(self, engine: Engine) -> str | None:
+        """Why this container is not opskit's in ``engine``'s scope, or None when it is."""
+        return L.check_owned(self.labels, name=self.name, scope=engine.scope, key=engine.key)
+
+
+def ref_from_summary(item: dict[str, Any]) -> Ref:
+    """A :class:`Ref` from one entry of ``GET /containers/json`` (``docker ps``)."""
+    names = item.get("Names") or ["/"]
+    return Ref(id=item["Id"], name=names[0].lstrip("/"), labels=dict(item.get("Labels") or {}),
+               state=item.get("State", ""), image_id=item.get("ImageID", ""))
+
+
+def ref_from_inspect(data: dict[str, Any]) -> Ref:
+    """A :class:`Ref` from ``docker inspect`` output."""
+    return Ref(id=data["Id"], name=data.get("Name", "/").lstrip("/"),
+               labels=dict((data.get("Config") or {}).get("Labels") or {}),
+               state=(data.get("State") or {}).get("Status", ""), image_id=data.get("Image", ""))
+
+
+def list_raw(engine: Engine, *, filters: dict[str, Any] | None = None,
+             all: bool = True) -> list[dict[str, Any]]:
+    """``docker ps -a --filter ...`` as the engine's raw summaries (no per-container inspect)."""
+    try:
+        result: list[dict[str, Any]] = engine.api.containers(all=all, filters=filters or {})
+    except Exception as exc:
+        raise errors.translate(exc, "listing containers", host=engine.host) from exc
+    return result
+
+
+def service_refs(engine: Engine, service: str) -> list[Ref]:
+    """Containers carrying the service label in this engine's scope, sorted by replica name."""
+    items = list_raw(engine, filters={"label": [f"{L.SERVICE}={service}",
+                                                f"{L.SCOPE}={engine.scope}"]})
+    return sorted((ref_from_summary(i) for i in items), key=lambda r: (r.replica, r.name))
+
+
+def resolve(engine: Engine, target: str, *, action: str = "", allow_foreign: bool = False
+            ) -> list[Ref]:
+    """Resolve a target to containers and, for an action, check they are in scope.
+
+    A target is a service name (all its replicas), a container name, or a full or short ID,
+    looked up in that order.
+
+    Args:
+        engine: the engine.
+        target: what the person typed.
+        action: the mutating action about to happen (``"restart"``); empty for reads.
+        allow_foreign: act on containers outside opskit's scope too.
+
+    Raises:
+        ContainerNotFound: nothing answers to the target.
+        OutOfScope: an action on a container opskit does not own.
+    """
+    if not isinstance(target, str) or not target.strip():
+        raise errors.InvalidTarget(repr(target), "is empty",
+                                   hint="name a container, an ID or a service.")
+    refs = [r for r in service_refs(engine, target)
+            if not r.owned_reason(engine) or allow_foreign]
+    if not refs:
+        try:
+            data = engine.api.inspect_container(target)
+        except Exception as exc:
+            import docker.errors
+
+            if isinstance(exc, docker.errors.NotFound):
+                raise errors.ContainerNotFound(target, engine.host) from exc
+            raise errors.translate(exc, f"inspect of {target}", host=engine.host,
+                                   target=target) from exc
+        refs = [ref_from_inspect(data)]
+    if action and not allow_foreign:
+        for ref in refs:
+            reason = ref.owned_reason(engine)
+            if reason:
+                raise errors.OutOfScope(target, ref.id, reason, action=action)
+    return refs
+
+
+def resolve_one(engine: Engine, target: str, *, action: str = "",
+                allow_foreign: bool = False) -> Ref:
+    """Like :func:`resolve`, for calls that need exactly one container (exec, cp).
+
+    Raises:
+        InvalidTarget: the target is a service with several replicas.
+    """
+    refs = resolve(engine, target, action=action, allow_foreign=allow_foreign)
+    if len(refs) > 1:
+        names = ", ".join(r.name for r in refs)
+        raise errors.InvalidTarget(target, f"is a service of {len(refs)} containers ({names})",
+                                   hint=f"name one container, e.g. '{refs[0].name}'.")
+    return refs[0]

@@ -1,0 +1,114 @@
+"""Shared fixtures: a real engine, a test scope, the demo images, an independent observer.
+
+Every test runs in its own opskit scope (``test-<session id>``) so scope checks are real, and
+everything a test creates carries ``io.opskit.test=<session id>``; the ``clean`` fixture removes
+what is left after each test, pass or fail.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+SESSION = secrets.token_hex(4)
+TEST_LABEL = "opskit-test.session"
+os.environ.setdefault("OPSKIT_HOME", tempfile.mkdtemp(prefix="opskit-test-home-"))
+
+
+def _engine_or_skip() -> Any:
+    import opskit
+
+    try:
+        return opskit.connect(scope=f"test-{SESSION}")
+    except opskit.EngineUnavailable as exc:
+        if os.environ.get("CI") or os.environ.get("OPSKIT_REQUIRE_ENGINE"):
+            raise
+        pytest.skip(f"no Docker engine: {exc}")
+
+
+@pytest.fixture(scope="session")
+def ops() -> Iterator[Any]:
+    """An Ops on the real engine, in a scope of this test session."""
+    ops = _engine_or_skip()
+    yield ops
+    _sweep(ops)
+    ops.close()
+
+
+@pytest.fixture(scope="session")
+def demo(ops: Any) -> list[str]:
+    """The demo images, built once per session (idempotent)."""
+    tags: list[str] = ops.demo_images()
+    return tags
+
+
+@pytest.fixture
+def clean(ops: Any) -> Iterator[Any]:
+    """Yield ``ops``; afterwards remove every container, network and volume of the test scope."""
+    yield ops
+    _sweep(ops)
+
+
+def _sweep(ops: Any) -> None:
+    api = ops.engine.api
+    scope_filter = {"label": [f"io.opskit.scope={ops.engine.scope}"]}
+    test_filter = {"label": [f"{TEST_LABEL}={SESSION}"]}
+    for filters in (scope_filter, test_filter):
+        for c in api.containers(all=True, filters=filters):
+            try:
+                api.remove_container(c["Id"], force=True, v=True)
+            except Exception:
+                pass
+    for filters in (scope_filter, test_filter):
+        for n in api.networks(filters=filters):
+            try:
+                api.remove_network(n["Id"])
+            except Exception:
+                pass
+        for v in (api.volumes(filters=filters) or {}).get("Volumes") or []:
+            try:
+                api.remove_volume(v["Name"], force=True)
+            except Exception:
+                pass
+
+
+@pytest.fixture
+def observer(ops: Any) -> Iterator[Any]:
+    """An independent event observer (its own client) recording during the test."""
+    from support.observer import EventObserver
+
+    with EventObserver(url=ops.engine.host) as obs:
+        yield obs
+
+
+@pytest.fixture
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def unique(prefix: str) -> str:
+    """A name unique to this test session."""
+    return f"{prefix}-{SESSION}-{secrets.token_hex(2)}"
+
+
+def foreign_container(ops: Any, name: str, labels: dict[str, str] | None = None,
+                      image: str = "opskit/demo-web:latest") -> str:
+    """Create and start a container opskit did not deploy (optionally with forged labels)."""
+    api = ops.engine.api
+    all_labels = {TEST_LABEL: SESSION, **(labels or {})}
+    cid: str = api.create_container(image, name=name, labels=all_labels)["Id"]
+    api.start(cid)
+    return cid
