@@ -1,0 +1,93 @@
+"""The ``opskit`` command, run as a user runs it (a subprocess), on the real engine."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import SESSION, TEST_LABEL, foreign_container, unique
+
+from opskit.cli import LIFECYCLE, build_parser
+
+SUBCOMMANDS = ["lab", "demo", "build", "deploy", "teardown", "ps", *LIFECYCLE, "exec", "cp",
+               "network"]
+
+
+def run(*args: str, scope: str = "", check: bool = False) -> subprocess.CompletedProcess[str]:
+    argv = [sys.executable, "-m", "opskit.cli"]
+    if scope:
+        argv += ["--scope", scope]
+    out = subprocess.run([*argv, *args], capture_output=True, text=True, timeout=120,
+                         env={**os.environ})
+    if check and out.returncode != 0:
+        raise AssertionError(f"exit {out.returncode}: {out.stderr}")
+    return out
+
+
+def test_every_subcommand_has_help() -> None:
+    parser = build_parser()
+    choices = parser._subparsers._group_actions[0].choices  # type: ignore[union-attr]
+    assert set(SUBCOMMANDS) == set(choices)
+    for name in SUBCOMMANDS:
+        out = run(name, "--help")
+        assert out.returncode == 0 and "usage: opskit" in out.stdout, name
+
+
+def test_expected_errors_have_no_traceback() -> None:
+    out = run("-H", "unix:///nonexistent.sock", "ps")
+    assert out.returncode == 1
+    assert out.stderr.startswith("opskit: error: Docker engine at unix:///nonexistent.sock")
+    assert "Traceback" not in out.stderr and "Hint:" in out.stderr
+    usage = run("restart")
+    assert usage.returncode == 2 and "Traceback" not in usage.stderr
+
+
+@pytest.mark.engine
+def test_deploy_ps_exec_cp_lifecycle_teardown(clean, demo, tmp_path: Path) -> None:
+    scope = clean.engine.scope
+    name = unique("cli")
+    spec = tmp_path / "web.yaml"
+    spec.write_text(f"""
+name: {name}
+image: opskit/demo-web:latest
+labels: {{{TEST_LABEL}: "{SESSION}"}}
+stop_timeout: 1
+healthcheck:
+  test: [CMD, wget, -q, -O-, "http://127.0.0.1:8080/health"]
+  interval: 0.5s
+  retries: 2
+""")
+    out = run("deploy", str(spec), scope=scope, check=True)
+    assert out.stdout.startswith(f"{name}\t") and "1 created" in out.stderr
+    again = run("deploy", str(spec), scope=scope, check=True)
+    assert "1 kept" in again.stderr
+    ps = run("ps", "--mine", scope=scope, check=True)
+    assert name in ps.stdout and "running" in ps.stdout
+    ex = run("exec", name, "--", "sh", "-c", "echo out; echo err >&2; exit 3", scope=scope)
+    assert (ex.returncode, ex.stdout, ex.stderr) == (3, "out\n", "err\n")
+    (tmp_path / "f.txt").write_text("payload")
+    run("cp", str(tmp_path / "f.txt"), f"{name}:/tmp/", scope=scope, check=True)
+    run("cp", f"{name}:/tmp/f.txt", str(tmp_path / "g.txt"), scope=scope, check=True)
+    assert (tmp_path / "g.txt").read_text() == "payload"
+    for verb in ("pause", "unpause", "restart", "stop", "start", "kill"):
+        res = run(verb, name, scope=scope)
+        assert res.returncode == 0 and f"{verb}\t{name}\tok" in res.stdout, (verb, res.stderr)
+    down = run("teardown", name, scope=scope, check=True)
+    assert f"removed container:{name}" in down.stdout
+
+
+@pytest.mark.engine
+def test_foreign_container_is_refused_on_the_command_line(clean, demo) -> None:
+    name = unique("alien")
+    foreign_container(clean, name)
+    out = run("stop", name, scope=clean.engine.scope)
+    assert out.returncode == 1 and "Refusing to stop" in out.stderr and "Traceback" not in out.stderr
+
+
+@pytest.mark.engine
+def test_demo_command_is_idempotent(demo) -> None:
+    out = run("demo", check=True)
+    assert sorted(out.stdout.split()) == sorted(demo)

@@ -1,0 +1,81 @@
+"""RELIABILITY row 14: containers outside opskit's scope are refused before any mutating request."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from conftest import SESSION, TEST_LABEL, foreign_container, unique
+
+import opskit
+from opskit import labels as L
+
+pytestmark = pytest.mark.engine
+
+MUTATING = ("restart", "stop", "kill", "pause", "remove", "exec")
+
+
+def _forged(ops: opskit.Ops, name: str) -> dict[str, str]:
+    """Labels that look like opskit's, in the right scope, with a made-up ownership token."""
+    return {L.MANAGED: "true", L.SCOPE: ops.engine.scope, L.SERVICE: name, L.REPLICA: name,
+            L.SPEC_HASH: "0" * 24, L.OWNER: "f" * 32}
+
+
+def _call(ops: opskit.Ops, verb: str, target: str) -> None:
+    if verb == "exec":
+        ops.exec(target, ["true"])
+    else:
+        getattr(ops, verb)(target)
+
+
+@pytest.mark.parametrize("kind", ["unlabelled", "forged", "other-scope"])
+def test_foreign_containers_are_refused_by_name_and_id(clean, demo, observer, kind) -> None:
+    ops, name = clean, unique(kind)
+    labels = {"unlabelled": {}, "forged": _forged(ops, name),
+              "other-scope": {**_forged(ops, name), L.SCOPE: "someone-else"}}[kind]
+    cid = foreign_container(ops, name, labels)
+    for target in (name, cid, cid[:12]):
+        for verb in MUTATING:
+            with pytest.raises(opskit.OutOfScope) as caught:
+                _call(ops, verb, target)
+            assert caught.value.container_id == cid
+            assert "Hint:" in str(caught.value) and cid[:12] in str(caught.value)
+    with pytest.raises(opskit.OutOfScope):
+        ops.copy_from(name, "/www/index.html", Path("/tmp"))
+    with pytest.raises(opskit.OutOfScope):
+        ops.teardown(name)
+    # the engine saw nothing but the container's own creation and healthchecks
+    acted = {a.split(":")[0] for a in observer.actions(cid)}
+    assert acted <= {"create", "start", "exec_create", "exec_start", "exec_die",
+                     "health_status"}, acted
+    assert ops.engine.api.inspect_container(cid)["State"]["Status"] == "running"
+    # reading is allowed
+    assert ops.inspect(cid).id == cid
+
+
+def test_allow_foreign_is_an_explicit_opt_in(clean, demo, observer) -> None:
+    ops, name = clean, unique("optin")
+    cid = foreign_container(ops, name)
+    ops.restart(name, timeout=1, allow_foreign=True)
+    observer.wait_for("restart", cid)
+
+
+def test_own_container_renamed_keeps_its_scope(clean, demo) -> None:
+    ops, name = clean, unique("own")
+    dep = ops.deploy(opskit.ServiceSpec(name=name, image="opskit/demo-web:latest",
+                                        labels={TEST_LABEL: SESSION}), wait="running")
+    ops.engine.api.rename(dep.ids[0], name + "-renamed")
+    assert ops.restart(name + "-renamed", timeout=1)[0].ok
+
+
+def test_another_key_cannot_act(clean, demo, monkeypatch) -> None:
+    ops, name = clean, unique("key")
+    ops.deploy(opskit.ServiceSpec(name=name, image="opskit/demo-web:latest",
+                                  labels={TEST_LABEL: SESSION}), wait="running")
+    monkeypatch.setenv("OPSKIT_SCOPE_KEY", "a-different-key")
+    other = opskit.connect(scope=ops.engine.scope)
+    try:
+        with pytest.raises(opskit.OutOfScope):
+            other.stop(name)
+    finally:
+        other.close()
