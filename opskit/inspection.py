@@ -1,8 +1,9 @@
 """Reading one container: ``docker inspect`` as a typed record with the raw payload kept.
 
-Environment values never leave this module: :class:`ContainerInfo` keeps the names of the
-variables that were set, not their values, and ``attrs`` (the raw payload) has ``Config.Env``
-values masked.
+Secrets never leave this module: :class:`ContainerInfo` keeps the names of the environment
+variables that were set, not their values, and ``attrs`` (the raw payload) is redacted: env
+values, secret-looking command arguments, label values under secret-looking keys, and secrets in
+healthcheck output (see :mod:`opskit.redact`).
 """
 
 from __future__ import annotations
@@ -15,11 +16,11 @@ from typing import Any
 from . import errors
 from . import labels as L
 from .engine import Engine
+from .redact import RedactionReport, redact_argv, redact_env, redact_mapping, redact_text
 from .targets import resolve_one
 
-__all__ = ["ContainerInfo", "inspect_container", "parse_engine_time"]
+__all__ = ["ContainerInfo", "inspect_container", "parse_engine_time", "redacted_attrs"]
 
-MASK = "***"
 
 
 def parse_engine_time(text: str | None) -> datetime | None:
@@ -40,11 +41,22 @@ def parse_engine_time(text: str | None) -> datetime | None:
     return datetime.fromisoformat(stamp).astimezone(UTC)
 
 
-def masked_env(attrs: dict[str, Any]) -> dict[str, Any]:
-    """A copy of an inspect payload whose ``Config.Env`` values are masked."""
+def redacted_attrs(attrs: dict[str, Any], report: RedactionReport | None = None
+                   ) -> dict[str, Any]:
+    """A copy of an inspect payload with every secret masked (names kept)."""
     out = copy.deepcopy(attrs)
     config = out.get("Config") or {}
-    config["Env"] = [f"{item.partition('=')[0]}={MASK}" for item in config.get("Env") or []]
+    config["Env"] = redact_env(config.get("Env") or [], report=report)
+    for key in ("Cmd", "Entrypoint"):
+        if isinstance(config.get(key), list):
+            config[key] = redact_argv(config[key], report=report)
+    if out.get("Args"):
+        out["Args"] = redact_argv(out["Args"], report=report)
+    if config.get("Labels"):
+        config["Labels"] = redact_mapping(config["Labels"], report=report)
+    health = (out.get("State") or {}).get("Health") or {}
+    for probe in health.get("Log") or []:
+        probe["Output"] = redact_text(probe.get("Output", ""), report=report, table="health")
     return out
 
 
@@ -91,7 +103,8 @@ class ContainerInfo:
 
     @classmethod
     def from_attrs(cls, attrs: dict[str, Any]) -> ContainerInfo:
-        """Build from a raw ``docker inspect`` payload."""
+        """Build from a raw ``docker inspect`` payload (secrets are masked on the way in)."""
+        attrs = redacted_attrs(attrs)
         state = attrs.get("State") or {}
         config = attrs.get("Config") or {}
         host = attrs.get("HostConfig") or {}
@@ -120,7 +133,7 @@ class ContainerInfo:
             or (float(host.get("CpuQuota") or 0) / float(host.get("CpuPeriod") or 100000)),
             restart_policy=policy,
             env_names=tuple(item.partition("=")[0] for item in config.get("Env") or []),
-            managed=labels.get(L.MANAGED) == "true", labels=labels, attrs=masked_env(attrs))
+            managed=labels.get(L.MANAGED) == "true", labels=labels, attrs=attrs)
 
     @property
     def health_log(self) -> list[dict[str, Any]]:

@@ -8,13 +8,15 @@ once. A service's replicas are merged in time order.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator
+import struct
+from collections.abc import Iterator
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from . import errors
 from .engine import Engine
 from .inspection import parse_engine_time
+from .redact import RedactionReport, redact_text
 from .targets import Ref, resolve
 from .units import parse_time
 
@@ -24,51 +26,98 @@ if TYPE_CHECKING:
 __all__ = ["LOG_COLUMNS", "iter_log_lines", "read_logs"]
 
 LOG_COLUMNS = ["ts", "container", "stream", "line"]
+STREAMS = ("stdout", "stderr")
 
 
-def _lines(chunks: Iterable[bytes]) -> Iterator[str]:
-    pending = b""
-    for chunk in chunks:
-        pending += chunk
-        *complete, pending = pending.split(b"\n")
-        for raw in complete:
-            yield raw.decode("utf-8", "replace")
-    if pending:
-        yield pending.decode("utf-8", "replace")
+class _LineSplitter:
+    """Cut a stream's chunks into lines, keeping a partial last line for the next chunk."""
+
+    def __init__(self) -> None:
+        self.pending = b""
+
+    def feed(self, chunk: bytes) -> list[str]:
+        self.pending += chunk
+        *complete, self.pending = self.pending.split(b"\n")
+        return [raw.decode("utf-8", "replace") for raw in complete]
+
+    def flush(self) -> list[str]:
+        rest, self.pending = self.pending, b""
+        return [rest.decode("utf-8", "replace")] if rest else []
 
 
-def iter_log_lines(engine: Engine, ref: Ref, stream: str, *, since: datetime | None = None,
-                   until: datetime | None = None, tail: int | None = None
-                   ) -> Iterator[tuple[datetime | None, str]]:
-    """Yield ``(timestamp, line)`` for one stream of one container."""
-    kwargs: dict[str, Any] = {"stdout": stream == "stdout", "stderr": stream == "stderr",
-                              "timestamps": True, "stream": True, "follow": False,
-                              "tail": "all" if tail is None else int(tail)}
-    if since is not None:
-        kwargs["since"] = since
-    if until is not None:
-        kwargs["until"] = until
+def _frames(engine: Engine, ref: Ref, params: dict[str, Any]) -> Iterator[tuple[int, bytes]]:
+    """Yield ``(stream, chunk)`` from ``GET /containers/{id}/logs``; 1 is stdout, 2 stderr.
+
+    Without a TTY the engine multiplexes both streams, each frame behind an 8-byte header
+    (stream type, 3 bytes of padding, big-endian length); docker-py's own reader drops the
+    stream type, so the frames are read here from the decoded HTTP body.
+    """
+    api = engine.api
+    tty = bool(((api.inspect_container(ref.id).get("Config")) or {}).get("Tty"))
+    response = api._get(api._url("/containers/{0}/logs", ref.id), params=params, stream=True)
+    api._raise_for_status(response)
+    body = response.raw
     try:
-        chunks = engine.api.logs(ref.id, **kwargs)
-        for text in _lines(chunks):
-            stamp, _, line = text.partition(" ")
-            yield parse_engine_time(stamp), line.rstrip("\r")
+        if tty:
+            while chunk := body.read(65536):
+                yield 1, chunk
+            return
+        while header := body.read(8):
+            if len(header) < 8:
+                break
+            stream, length = struct.unpack(">BxxxL", header)
+            yield (2 if stream == 2 else 1), body.read(length)
+    finally:
+        response.close()
+
+
+def iter_log_lines(engine: Engine, ref: Ref, *, streams: tuple[str, ...] = STREAMS,
+                   since: datetime | None = None, until: datetime | None = None,
+                   tail: int | None = None) -> Iterator[tuple[datetime | None, str, str]]:
+    """Yield ``(timestamp, stream, line)`` for one container, in the engine's order.
+
+    One request carries both streams (the engine multiplexes them), so ``tail`` means the last
+    N lines of the container, as ``docker logs --tail N`` does.
+    """
+    params: dict[str, Any] = {"stdout": int("stdout" in streams),
+                              "stderr": int("stderr" in streams), "timestamps": 1, "follow": 0,
+                              "tail": "all" if tail is None else str(int(tail))}
+    if since is not None:
+        params["since"] = f"{since.timestamp():.9f}"
+    if until is not None:
+        params["until"] = f"{until.timestamp():.9f}"
+    splitters = {1: _LineSplitter(), 2: _LineSplitter()}
+    try:
+        for stream, chunk in _frames(engine, ref, params):
+            for text in splitters[stream].feed(chunk):
+                yield _parse(text, stream)
+        for stream, splitter in splitters.items():
+            for text in splitter.flush():
+                yield _parse(text, stream)
     except Exception as exc:
         raise errors.translate(exc, f"logs of {ref.name}", host=engine.host,
                                target=ref.name) from exc
 
 
+def _parse(text: str, stream: int) -> tuple[datetime | None, str, str]:
+    stamp, _, line = text.partition(" ")
+    return parse_engine_time(stamp), STREAMS[stream - 1], line.rstrip("\r")
+
+
 def read_logs(engine: Engine, target: str, *, since: Any = None, until: Any = None,
               tail: int | None = None, grep: str | None = None,
-              streams: tuple[str, ...] = ("stdout", "stderr")) -> pd.DataFrame:
+              streams: tuple[str, ...] = STREAMS, redact: bool = True,
+              report: RedactionReport | None = None) -> pd.DataFrame:
     """Logs of a container or service: ``docker logs -t [--since] [--until] [--tail] TARGET``.
 
     Args:
         target: a container, an ID, or a service (replicas merged in time order).
         since, until: datetimes, ISO strings, Unix times, or ages such as ``"5m"``.
-        tail: the last N lines of each stream of each container.
+        tail: the last N lines of each container.
         grep: keep only lines matching this regular expression.
         streams: which streams to read.
+        redact: mask secrets in the lines (on by default; ``grep`` sees the masked line).
+        report: counts what was masked, by name.
 
     Returns:
         A DataFrame with columns ts (UTC), container (category), stream (category), line.
@@ -90,15 +139,16 @@ def read_logs(engine: Engine, target: str, *, since: Any = None, until: Any = No
     kinds: list[str] = []
     lines: list[str] = []
     for ref in resolve(engine, target):
-        for stream in streams:
-            for stamp, line in iter_log_lines(engine, ref, stream, since=start, until=end,
-                                              tail=tail):
-                if pattern is not None and not pattern.search(line):
-                    continue
-                ts.append(stamp)
-                names.append(ref.name)
-                kinds.append(stream)
-                lines.append(line)
+        for stamp, stream, line in iter_log_lines(engine, ref, streams=streams, since=start,
+                                                  until=end, tail=tail):
+            if redact:
+                line = redact_text(line, report=report, table="logs")
+            if pattern is not None and not pattern.search(line):
+                continue
+            ts.append(stamp)
+            names.append(ref.name)
+            kinds.append(stream)
+            lines.append(line)
     frame = pd.DataFrame({
         "ts": pd.to_datetime(pd.Series(ts, dtype="object"), utc=True).astype(
             "datetime64[ns, UTC]"),

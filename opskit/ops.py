@@ -11,8 +11,9 @@ from pathlib import Path
 from typing import Any
 
 from . import deploy as _deploy
-from . import execute, images, inspection, logs, manage, network, transfer
+from . import execute, images, inspection, listing, logs, manage, network, transfer
 from .engine import DEFAULT_TIMEOUT, Engine, open_engine
+from .health import HealthHistory
 from .spec import ServiceSpec
 
 __all__ = ["Ops", "connect"]
@@ -41,6 +42,7 @@ class Ops:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        self._health = HealthHistory()
 
     def __repr__(self) -> str:
         return f"<opskit.Ops {self.engine.host} scope={self.engine.scope!r}>"
@@ -123,6 +125,17 @@ class Ops:
     def inspect(self, target: str) -> inspection.ContainerInfo:
         """``docker inspect TARGET`` as a typed record; see :mod:`opskit.inspection`."""
         return inspection.inspect_container(self.engine, target)
+
+    def containers(self, *, all: bool = True) -> Any:
+        """``docker ps -a`` as a DataFrame; see :func:`opskit.listing.containers_frame`."""
+        return listing.containers_frame(self.engine, all=all)
+
+    def health(self, target: str) -> Any:
+        """Healthcheck history (probe times, exit code, outcome, redacted output) as a DataFrame.
+
+        The engine keeps five probes; this connection keeps every probe it has read.
+        """
+        return self._health.read(self.engine, target)
 
     def logs(self, target: str, *, since: Any = None, until: Any = None, tail: int | None = None,
              grep: str | None = None) -> Any:

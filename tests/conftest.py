@@ -7,6 +7,7 @@ what is left after each test, pass or fail.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import socket
@@ -65,21 +66,15 @@ def _sweep(ops: Any) -> None:
     test_filter = {"label": [f"{TEST_LABEL}={SESSION}"]}
     for filters in (scope_filter, test_filter):
         for c in api.containers(all=True, filters=filters):
-            try:
+            with contextlib.suppress(Exception):
                 api.remove_container(c["Id"], force=True, v=True)
-            except Exception:
-                pass
     for filters in (scope_filter, test_filter):
         for n in api.networks(filters=filters):
-            try:
+            with contextlib.suppress(Exception):
                 api.remove_network(n["Id"])
-            except Exception:
-                pass
         for v in (api.volumes(filters=filters) or {}).get("Volumes") or []:
-            try:
+            with contextlib.suppress(Exception):
                 api.remove_volume(v["Name"], force=True)
-            except Exception:
-                pass
 
 
 @pytest.fixture

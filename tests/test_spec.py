@@ -63,7 +63,7 @@ def test_yaml_errors_name_the_file(tmp_path: Path) -> None:
         ServiceSpec.from_yaml(tmp_path / "none.yaml")
     bad = tmp_path / "bad.yaml"
     bad.write_text("name: [unclosed\n")
-    with pytest.raises(opskit.InvalidSpec, match="bad.yaml"):
+    with pytest.raises(opskit.InvalidSpec, match=r"bad\.yaml"):
         ServiceSpec.from_yaml(bad)
     bad.write_text("- just a list\n")
     with pytest.raises(opskit.InvalidSpec, match="not a mapping"):
@@ -89,7 +89,7 @@ def test_healthcheck_shell_string_and_none() -> None:
     assert opskit.Healthcheck(test="curl -f localhost").test == ("CMD-SHELL", "curl -f localhost")
     assert opskit.Healthcheck(test=["NONE"]).test == ("NONE",)
     assert opskit.Healthcheck(test=["wget", "x"]).test == ("CMD", "wget", "x")
-    with pytest.raises(opskit.InvalidSpec, match="healthcheck.retries"):
+    with pytest.raises(opskit.InvalidSpec, match=r"healthcheck\.retries"):
         opskit.Healthcheck(test="true", retries=-1)
 
 
