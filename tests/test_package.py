@@ -86,3 +86,14 @@ def test_parse_duration_and_time() -> None:
     assert parse_time("10m", now=now) == now - timedelta(minutes=10)
     assert parse_time("2026-11-26T11:00:00Z") == datetime(2026, 11, 26, 11, tzinfo=UTC)
     assert parse_time(None) is None
+
+
+def test_nbval_sanitize_file_is_in_the_format_nbval_reads() -> None:
+    from pathlib import Path
+
+    from nbval.plugin import get_sanitize_patterns
+
+    text = (Path(__file__).parent.parent / "notebooks" / "sanitize.cfg").read_text()
+    patterns = get_sanitize_patterns(text)
+    assert len(patterns) == text.count("regex:") >= 4
+    assert patterns[0][1] == "UUID", "the most specific pattern comes first"
