@@ -72,6 +72,9 @@ def _sweep(ops: Any) -> None:
         for n in api.networks(filters=filters):
             with contextlib.suppress(Exception):
                 api.remove_network(n["Id"])
+        for image in api.images(filters=filters):
+            with contextlib.suppress(Exception):
+                api.remove_image(image["Id"], force=True)
         for v in (api.volumes(filters=filters) or {}).get("Volumes") or []:
             with contextlib.suppress(Exception):
                 api.remove_volume(v["Name"], force=True)

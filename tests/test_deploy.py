@@ -192,3 +192,19 @@ def test_same_spec_is_a_no_op_and_changed_spec_replaces(clean, demo) -> None:
     assert ops.deploy(spec(name), timeout=30).kept == first.ids
     changed = ops.deploy(spec(name, env={"X": "1"}), timeout=30)
     assert changed.replaced and changed.ids != first.ids
+
+
+def test_deploy_from_a_build_context_rebuilds_and_replaces(clean, demo, tmp_path,
+                                                            observer) -> None:
+    ops, name = clean, unique("built")
+    (tmp_path / "Dockerfile").write_text("FROM opskit/demo-web:latest\nCOPY page.txt /www/\n")
+    (tmp_path / "page.txt").write_text("v1\n")
+    built = spec(name, image=f"opskit-test/{name}:latest", build=str(tmp_path))
+    first = ops.deploy(built, timeout=30)
+    assert ops.exec(name, ["cat", "/www/page.txt"]).stdout == "v1\n"
+    assert ops.deploy(built, timeout=30).kept == first.ids, "same source: nothing to do"
+    (tmp_path / "page.txt").write_text("v2\n")
+    second = ops.deploy(built, timeout=30)
+    assert second.replaced and second.image_id != first.image_id
+    assert ops.exec(name, ["cat", "/www/page.txt"]).stdout == "v2\n"
+    assert observer.pulls() == []
