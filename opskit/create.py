@@ -36,9 +36,13 @@ def container_labels(engine: Engine, spec: ServiceSpec, replica: str) -> dict[st
     return out
 
 
-def ensure_networks(engine: Engine, spec: ServiceSpec) -> list[str]:
-    """Create the spec's missing networks (bridge, labelled opskit); return those created."""
-    created = []
+def ensure_networks(engine: Engine, spec: ServiceSpec, *, created: list[str] | None = None
+                    ) -> list[str]:
+    """Create the spec's missing networks (bridge, labelled opskit); return those created.
+
+    ``created``, when given, is filled as it goes, so a caller can undo a partial run.
+    """
+    created = [] if created is None else created
     for name in spec.networks:
         try:
             found = engine.api.networks(names=[name])
@@ -57,9 +61,10 @@ def ensure_networks(engine: Engine, spec: ServiceSpec) -> list[str]:
     return created
 
 
-def ensure_volumes(engine: Engine, spec: ServiceSpec) -> list[str]:
+def ensure_volumes(engine: Engine, spec: ServiceSpec, *, created: list[str] | None = None
+                   ) -> list[str]:
     """Create the spec's missing named volumes (labelled opskit); return those created."""
-    created = []
+    created = [] if created is None else created
     for source in spec.volumes:
         if source.startswith("/"):
             continue

@@ -92,6 +92,8 @@ class _Rollout:
     started: list[str] = field(default_factory=list)
     replaced: list[tuple[Ref, str, bool]] = field(default_factory=list)
     ids: list[str] = field(default_factory=list)
+    networks: list[str] = field(default_factory=list)
+    volumes: list[str] = field(default_factory=list)
 
     def launch(self, replica: str) -> str:
         """Create, start and wait for a new replica; on failure nothing of it is left."""
@@ -110,17 +112,18 @@ class _Rollout:
         inspect = self.engine.api.inspect_container(old.id)
         stop_first = _publishes_fixed_ports(inspect) or any(
             p.host_port for p in self.spec.port_maps)
-        was_running = old.state == "running"
         self.engine.api.rename(old.id, f"{replica}.old-{old.id[:8]}")
-        if stop_first and was_running:
-            self.progress(f"{replica}: stopping the old container first (fixed host ports)")
-            self.engine.api.stop(old.id, timeout=_stop_timeout(self.spec))
+        stopped = False
         try:
+            if stop_first and old.state == "running":
+                self.progress(f"{replica}: stopping the old container first (fixed host ports)")
+                self.engine.api.stop(old.id, timeout=_stop_timeout(self.spec))
+                stopped = True
             new = self.launch(replica)
-        except errors.OpsKitError:
-            _restore(self.engine, old, replica, restart=stop_first and was_running)
+        except Exception:
+            _restore(self.engine, old, replica, restart=stopped)
             raise
-        self.replaced.append((old, new, stop_first and was_running))
+        self.replaced.append((old, new, stopped))
         return new
 
     def roll_back(self) -> None:
@@ -130,6 +133,13 @@ class _Rollout:
             _restore(self.engine, old, old.replica, restart=restart)
         for cid in self.created:
             _remove_quietly(self.engine, cid)
+        for name in self.networks:
+            _remove_unused_network(self.engine, name)
+        for name in self.volumes:
+            try:
+                self.engine.api.remove_volume(name)
+            except Exception as exc:
+                log.warning("could not remove volume %s made by a failed deploy: %s", name, exc)
 
 
 def _stop_timeout(spec: ServiceSpec) -> int:
@@ -149,9 +159,14 @@ def _remove_quietly(engine: Engine, cid: str) -> None:
 
 
 def _restore(engine: Engine, old: Ref, replica: str, *, restart: bool) -> None:
-    engine.api.rename(old.id, replica)
-    if restart:
-        engine.api.start(old.id)
+    """Give the old container its name back (and start it again if deploy stopped it)."""
+    try:
+        engine.api.rename(old.id, replica)
+        if restart:
+            engine.api.start(old.id)
+    except Exception as exc:  # the deploy's own error is raised; this one must be seen too
+        log.error("rollback could not restore %s (%s): %s", replica, old.id[:12], exc)
+        return
     log.info("restored %s (%s)", replica, old.id[:12])
 
 
@@ -233,10 +248,10 @@ def deploy(engine: Engine, spec: ServiceSpec, *, wait: str | None = "healthy",
     started_at = time.monotonic()
     by_replica, extra = _current(engine, spec)
     image_id = _resolve_image(engine, spec, say)
-    networks = ensure_networks(engine, spec)
-    volumes = ensure_volumes(engine, spec)
     ro = _Rollout(engine, spec, wait, timeout, say, image_id=image_id)
     try:
+        networks = ensure_networks(engine, spec, created=ro.networks)
+        volumes = ensure_volumes(engine, spec, created=ro.volumes)
         for replica in spec.replica_names():
             old = by_replica.get(replica)
             if old is None:
@@ -258,13 +273,15 @@ def deploy(engine: Engine, spec: ServiceSpec, *, wait: str | None = "healthy",
                 say(f"{replica}: spec changed, replacing {old.id[:12]}")
                 cid = ro.replace(replica, old)
             ro.ids.append(cid)
-    except errors.OpsKitError as exc:
+    except Exception as exc:
         ro.roll_back()
+        if not isinstance(exc, errors.OpsKitError):
+            exc = errors.translate(exc, f"deploy of {spec.name}", host=engine.host)
         if isinstance(exc, errors.WaitTimeout | errors.EngineError):
             raise errors.DeployFailed(spec.name, str(exc.message),
                                       rolled_back=bool(ro.replaced) or bool(by_replica),
                                       cause=exc) from exc
-        raise
+        raise exc from exc.__cause__
     removed = [old.id for old, _, _ in ro.replaced] + [r.id for r in extra]
     for cid in removed:
         _remove_quietly(engine, cid)

@@ -106,15 +106,16 @@ def test_scale_down_removes_extra_replicas(clean, demo) -> None:
 # -- RELIABILITY row 7: port already taken ---------------------------------------------------
 
 def test_port_in_use_names_port_and_leaves_nothing(clean, demo, observer) -> None:
-    ops, name = clean, unique("port")
+    ops, name, net = clean, unique("port"), unique("portnet")
     with socket.socket() as holder:
         holder.bind(("127.0.0.1", 0))
         holder.listen()
         port = holder.getsockname()[1]
         with pytest.raises(opskit.PortInUse) as caught:
-            ops.deploy(spec(name, ports={8080: port}), timeout=10)
+            ops.deploy(spec(name, ports={8080: port}, networks=[net]), timeout=10)
     assert caught.value.port == port and str(port) in str(caught.value)
     assert names_of(ops, name) == []
+    assert ops.engine.api.networks(names=[net]) == [], "the network deploy made is gone too"
     creates = observer.count("create", name)
     assert creates == 1 and observer.count("destroy", name) == 1, "no retry loop, nothing left"
 
