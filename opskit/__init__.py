@@ -32,6 +32,7 @@ from .errors import (
     OpsKitError,
     OutOfScope,
     PortInUse,
+    StorageError,
     WaitTimeout,
 )
 from .ops import Ops, connect
@@ -64,6 +65,7 @@ __all__ = [
     "OutOfScope",
     "PortInUse",
     "ServiceSpec",
+    "StorageError",
     "WaitTimeout",
     "__version__",
     "connect",

@@ -23,6 +23,7 @@ says what was seen and ends with a hint.
     ├── BuildFailed                           an image build failed; carries the log tail
     ├── ActionFailed                          a bulk action failed on some containers
     ├── CopyFailed                            docker cp failed (missing path, unsafe archive)
+    ├── StorageError (OSError)                a journal or bundle could not be written
     └── EngineError                           any other engine refusal, its message passed through
 
 Engine exceptions from docker-py are translated in one place, :func:`translate`, always with
@@ -53,6 +54,7 @@ __all__ = [
     "OpsKitError",
     "OutOfScope",
     "PortInUse",
+    "StorageError",
     "WaitTimeout",
     "translate",
 ]
@@ -334,6 +336,20 @@ class CopyFailed(OpsKitError):
             f"Copy with container '{container}' at '{path}' failed: {reason}.",
             hint=hint or "check the path exists (`opskit exec TARGET -- ls -l PATH`).",
         )
+
+
+class StorageError(OpsKitError, OSError):
+    """A journal, bundle or record could not be written; nothing partial was left."""
+
+    def __init__(self, path: str, cause: OSError, *, too_big: bool = False) -> None:
+        self.path = path
+        self.cause = cause
+        self.too_big = too_big
+        reason = cause.strerror or str(cause)
+        hint = ("record a shorter time range or fewer services, or raise the size cap."
+                if too_big else "free disk space or choose another path; the previous file, "
+                "if any, is intact.")
+        super().__init__(f"Could not write {path}: {reason}.", hint=hint)
 
 
 class EngineError(OpsKitError):

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import errors
+from .actions import ActionJournal
 from .engine import Engine
 from .targets import Ref, resolve
 
@@ -49,27 +50,18 @@ class ActionResult:
     duration: float = 0.0
 
 
-Listener = Callable[[ActionResult], None]
-_listeners: list[Listener] = []
-
-
-def add_listener(listener: Listener) -> None:
-    """Call ``listener`` with every :class:`ActionResult` (used by the action journal)."""
-    _listeners.append(listener)
-
-
-def remove_listener(listener: Listener) -> None:
-    """Stop calling ``listener``."""
-    if listener in _listeners:
-        _listeners.remove(listener)
-
-
 def run_bulk(engine: Engine, action: str, refs: list[Ref], call: Callable[[str], Any],
-             *, target: str, raise_on_error: bool = True) -> list[ActionResult]:
-    """Run ``call(container_id)`` over containers concurrently, collecting a result for each."""
+             *, target: str, raise_on_error: bool = True, journal: ActionJournal | None = None,
+             reason: str = "manual") -> list[ActionResult]:
+    """Run ``call(container_id)`` over containers concurrently, collecting a result for each.
+
+    With a ``journal``, each action is written to it before it starts and when it ends.
+    """
 
     def one(ref: Ref) -> ActionResult:
         started = time.monotonic()
+        record = (journal.begin(action, ref.id, ref.name, service=ref.service, reason=reason,
+                                state_before=ref.state) if journal else None)
         try:
             call(ref.id)
         except Exception as exc:
@@ -82,8 +74,9 @@ def run_bulk(engine: Engine, action: str, refs: list[Ref], call: Callable[[str],
                                   duration=time.monotonic() - started)
         log.info("%s %s (%s): %s", action, ref.name, ref.id[:12],
                  "ok" if result.ok else result.error)
-        for listener in list(_listeners):
-            listener(result)
+        if journal and record:
+            journal.finish(record, "ok" if result.ok else "failed", error=result.error,
+                           duration_s=result.duration)
         return result
 
     if len(refs) == 1:
@@ -97,32 +90,35 @@ def run_bulk(engine: Engine, action: str, refs: list[Ref], call: Callable[[str],
 
 
 def _act(engine: Engine, action: str, target: str, call: Callable[[str], Any],
-         allow_foreign: bool) -> list[ActionResult]:
+         allow_foreign: bool, journal: ActionJournal | None) -> list[ActionResult]:
     refs = resolve(engine, target, action=action, allow_foreign=allow_foreign)
-    return run_bulk(engine, action, refs, call, target=target)
+    return run_bulk(engine, action, refs, call, target=target, journal=journal)
 
 
-def start(engine: Engine, target: str, *, allow_foreign: bool = False) -> list[ActionResult]:
+def start(engine: Engine, target: str, *, allow_foreign: bool = False,
+          journal: ActionJournal | None = None) -> list[ActionResult]:
     """Start stopped containers: ``docker start TARGET``.
 
     Raises:
         ContainerNotFound, OutOfScope, ActionFailed.
     """
-    return _act(engine, "start", target, engine.api.start, allow_foreign)
+    return _act(engine, "start", target, engine.api.start, allow_foreign, journal)
 
 
 def stop(engine: Engine, target: str, *, timeout: float | None = None,
-         allow_foreign: bool = False) -> list[ActionResult]:
+         allow_foreign: bool = False,
+          journal: ActionJournal | None = None) -> list[ActionResult]:
     """Stop containers (SIGTERM, then SIGKILL after ``timeout``): ``docker stop -t N TARGET``."""
     def call(cid: str) -> Any:
         kwargs = {} if timeout is None else {"timeout": int(timeout)}
         return engine.api.stop(cid, **kwargs)
 
-    return _act(engine, "stop", target, call, allow_foreign)
+    return _act(engine, "stop", target, call, allow_foreign, journal)
 
 
 def restart(engine: Engine, target: str, *, timeout: float | None = None,
-            allow_foreign: bool = False) -> list[ActionResult]:
+            allow_foreign: bool = False,
+          journal: ActionJournal | None = None) -> list[ActionResult]:
     """Restart containers: ``docker restart -t N TARGET``.
 
     A PID 1 that ignores SIGTERM makes the engine wait the whole ``timeout`` (10 s by default)
@@ -132,21 +128,24 @@ def restart(engine: Engine, target: str, *, timeout: float | None = None,
         kwargs = {} if timeout is None else {"timeout": int(timeout)}
         return engine.api.restart(cid, **kwargs)
 
-    return _act(engine, "restart", target, call, allow_foreign)
+    return _act(engine, "restart", target, call, allow_foreign, journal)
 
 
-def pause(engine: Engine, target: str, *, allow_foreign: bool = False) -> list[ActionResult]:
+def pause(engine: Engine, target: str, *, allow_foreign: bool = False,
+          journal: ActionJournal | None = None) -> list[ActionResult]:
     """Freeze every process of the containers: ``docker pause TARGET``."""
-    return _act(engine, "pause", target, engine.api.pause, allow_foreign)
+    return _act(engine, "pause", target, engine.api.pause, allow_foreign, journal)
 
 
-def unpause(engine: Engine, target: str, *, allow_foreign: bool = False) -> list[ActionResult]:
+def unpause(engine: Engine, target: str, *, allow_foreign: bool = False,
+          journal: ActionJournal | None = None) -> list[ActionResult]:
     """Thaw paused containers: ``docker unpause TARGET``."""
-    return _act(engine, "unpause", target, engine.api.unpause, allow_foreign)
+    return _act(engine, "unpause", target, engine.api.unpause, allow_foreign, journal)
 
 
 def kill(engine: Engine, target: str, *, signal: str = "SIGKILL",
-         allow_foreign: bool = False) -> list[ActionResult]:
+         allow_foreign: bool = False,
+          journal: ActionJournal | None = None) -> list[ActionResult]:
     """Send a signal to the containers' PID 1: ``docker kill -s SIGNAL TARGET``.
 
     Raises:
@@ -157,11 +156,12 @@ def kill(engine: Engine, target: str, *, signal: str = "SIGKILL",
         raise errors.InvalidTarget(target, f"cannot be sent unknown signal {signal!r}",
                                    hint="use a name such as SIGKILL, SIGTERM, SIGHUP or a number.")
     return _act(engine, "kill", target, lambda cid: engine.api.kill(cid, signal=sig),
-                allow_foreign)
+                allow_foreign, journal)
 
 
 def remove(engine: Engine, target: str, *, force: bool = True, volumes: bool = False,
-           allow_foreign: bool = False) -> list[ActionResult]:
+           allow_foreign: bool = False,
+          journal: ActionJournal | None = None) -> list[ActionResult]:
     """Remove containers: ``docker rm [-f] [-v] TARGET``.
 
     Args:
@@ -170,4 +170,4 @@ def remove(engine: Engine, target: str, *, force: bool = True, volumes: bool = F
     """
     return _act(engine, "remove", target,
                 lambda cid: engine.api.remove_container(cid, force=force, v=volumes),
-                allow_foreign)
+                allow_foreign, journal)

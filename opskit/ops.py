@@ -12,6 +12,7 @@ from typing import Any
 
 from . import deploy as _deploy
 from . import execute, images, inspection, listing, logs, manage, network, transfer
+from .actions import ActionJournal
 from .engine import DEFAULT_TIMEOUT, Engine, open_engine
 from .health import HealthHistory
 from .spec import ServiceSpec
@@ -40,8 +41,9 @@ def connect(url: str | None = None, *, scope: str = "default", timeout: float = 
 class Ops:
     """Operations on one engine. Build it with :func:`connect`."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, *, journal: ActionJournal | None = None) -> None:
         self.engine = engine
+        self.journal = journal or ActionJournal(host=engine.host)
         self._health = HealthHistory()
 
     def __repr__(self) -> str:
@@ -54,7 +56,8 @@ class Ops:
         self.close()
 
     def close(self) -> None:
-        """Close the connection pool."""
+        """Close the connection pool and the action journal."""
+        self.journal.close()
         self.engine.client.close()
 
     @property
@@ -91,34 +94,35 @@ class Ops:
 
     def start(self, target: str, **kw: Any) -> list[manage.ActionResult]:
         """``docker start TARGET``."""
-        return manage.start(self.engine, target, **kw)
+        return manage.start(self.engine, target, journal=self.journal, **kw)
 
     def stop(self, target: str, *, timeout: float | None = None, **kw: Any
              ) -> list[manage.ActionResult]:
         """``docker stop -t TIMEOUT TARGET``."""
-        return manage.stop(self.engine, target, timeout=timeout, **kw)
+        return manage.stop(self.engine, target, timeout=timeout, journal=self.journal, **kw)
 
     def restart(self, target: str, *, timeout: float | None = None, **kw: Any
                 ) -> list[manage.ActionResult]:
         """``docker restart -t TIMEOUT TARGET``."""
-        return manage.restart(self.engine, target, timeout=timeout, **kw)
+        return manage.restart(self.engine, target, timeout=timeout, journal=self.journal,
+                               **kw)
 
     def pause(self, target: str, **kw: Any) -> list[manage.ActionResult]:
         """``docker pause TARGET``."""
-        return manage.pause(self.engine, target, **kw)
+        return manage.pause(self.engine, target, journal=self.journal, **kw)
 
     def unpause(self, target: str, **kw: Any) -> list[manage.ActionResult]:
         """``docker unpause TARGET``."""
-        return manage.unpause(self.engine, target, **kw)
+        return manage.unpause(self.engine, target, journal=self.journal, **kw)
 
     def kill(self, target: str, *, signal: str = "SIGKILL", **kw: Any
              ) -> list[manage.ActionResult]:
         """``docker kill -s SIGNAL TARGET``."""
-        return manage.kill(self.engine, target, signal=signal, **kw)
+        return manage.kill(self.engine, target, signal=signal, journal=self.journal, **kw)
 
     def remove(self, target: str, *, force: bool = True, **kw: Any) -> list[manage.ActionResult]:
         """``docker rm -f TARGET``."""
-        return manage.remove(self.engine, target, force=force, **kw)
+        return manage.remove(self.engine, target, force=force, journal=self.journal, **kw)
 
     # -- observe -------------------------------------------------------------------------
 
@@ -142,6 +146,10 @@ class Ops:
         """``docker logs -t TARGET`` as a DataFrame; see :func:`opskit.logs.read_logs`."""
         return logs.read_logs(self.engine, target, since=since, until=until, tail=tail,
                               grep=grep)
+
+    def actions(self) -> Any:
+        """The action journal (manual and automatic actions) as a DataFrame."""
+        return self.journal.frame()
 
     # -- communicate -------------------------------------------------------------------
 
