@@ -10,6 +10,7 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
+from . import labels as L
 from .engine import Engine
 from .inspection import ContainerInfo
 from .targets import list_raw
@@ -36,13 +37,17 @@ def _inspect_or_none(engine: Engine, cid: str) -> ContainerInfo | None:
 
 def container_rows(engine: Engine, *, all: bool = True,
                    filters: dict[str, Any] | None = None) -> list[ContainerInfo]:
-    """Every container (``docker ps -a``), inspected concurrently, as typed records."""
+    """Every container (``docker ps -a``), inspected concurrently, as typed records.
+
+    opskit's lease containers (created, never started; see :mod:`opskit.lease`) are left out.
+    """
     ids = [item["Id"] for item in list_raw(engine, filters=filters, all=all)]
     if not ids:
         return []
     with ThreadPoolExecutor(max_workers=min(16, len(ids))) as pool:
         infos = list(pool.map(lambda cid: _inspect_or_none(engine, cid), ids))
-    return [info for info in infos if info is not None]
+    return [info for info in infos
+            if info is not None and info.labels.get(L.ROLE) != "lease"]
 
 
 def containers_frame(engine: Engine, *, all: bool = True,

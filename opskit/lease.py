@@ -1,0 +1,117 @@
+"""One actor per incident: a lease held on the Docker host itself.
+
+Two watchdogs (two processes, or two machines watching one engine) that see the same failure
+must not both act. The engine already has an atomic compare-and-set: container names are
+unique, and ``POST /containers/create`` with a taken name fails with 409. A lease is therefore a
+*created, never started* container named after the incident (``opskit-lease-<id>-<key>``),
+labelled with its holder and expiry. The first watchdog to create it acts; the other gets 409,
+reads the holder from the labels and records that the peer handled it. Leases expire after
+``ttl`` seconds and are removed by the next acquirer, so a holder that died does not block
+recovery for ever.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from dataclasses import dataclass
+
+from . import errors
+from . import labels as L
+from .engine import Engine
+
+log = logging.getLogger("opskit")
+
+__all__ = ["Lease", "acquire_lease", "lease_name", "sweep_leases"]
+
+HOLDER = L.PREFIX + "lease-holder"
+EXPIRES = L.PREFIX + "lease-expires"
+
+
+@dataclass(frozen=True)
+class Lease:
+    """The outcome of an acquire: ``held`` by us, or by ``holder`` until ``expires``."""
+
+    name: str
+    held: bool
+    holder: str
+    expires: float
+    lease_id: str = ""
+
+
+def lease_name(container_id: str, incident_key: str) -> str:
+    """The lease container's name for one incident of one container."""
+    digest = hashlib.sha256(incident_key.encode()).hexdigest()[:12]
+    return f"opskit-lease-{container_id[:12]}-{digest}"
+
+
+def acquire_lease(engine: Engine, container_id: str, incident_key: str, *, holder: str,
+                  image: str, ttl: float = 600.0) -> Lease:
+    """Try to take the lease for an incident (``docker create --name opskit-lease-...``).
+
+    Args:
+        container_id: the failing container's full ID.
+        incident_key: what identifies the incident (a finding's key).
+        holder: who asks (``watchdog:<id>@host``).
+        image: a local image ID to create the lease container from (the failing container's
+            own image: it is present, and nothing is ever pulled).
+        ttl: seconds after which the lease may be broken.
+
+    Raises:
+        EngineUnavailable, EngineError: the engine could not be asked.
+    """
+    import docker.errors
+
+    name = lease_name(container_id, incident_key)
+    for attempt in range(6):
+        expires = time.time() + ttl
+        labels = {**L.resource_labels(engine.scope, role="lease"), HOLDER: holder,
+                  EXPIRES: f"{expires:.3f}", L.PREFIX + "lease-for": container_id}
+        try:
+            created = engine.api.create_container(image, name=name, labels=labels,
+                                                  command=["true"], network_disabled=True)
+            return Lease(name, True, holder, expires, created["Id"])
+        except docker.errors.APIError as exc:
+            if exc.status_code != 409:
+                raise errors.translate(exc, f"taking lease {name}", host=engine.host) from exc
+        try:
+            current = engine.api.inspect_container(name)
+        except docker.errors.NotFound:
+            # the engine reserves a name before the container can be inspected; or the
+            # lease was released meanwhile: look again shortly
+            time.sleep(0.02 * (attempt + 1))
+            continue
+        except Exception as exc:
+            raise errors.translate(exc, f"reading lease {name}", host=engine.host) from exc
+        got = (current.get("Config") or {}).get("Labels") or {}
+        their_expiry = float(got.get(EXPIRES, "0") or 0)
+        if their_expiry > time.time():
+            return Lease(name, False, got.get(HOLDER, "?"), their_expiry, current["Id"])
+        log.info("lease %s of %s expired; breaking it", name, got.get(HOLDER, "?"))
+        _remove(engine, current["Id"])
+    return Lease(name, False, "?", 0.0)
+
+
+def sweep_leases(engine: Engine, *, now: float | None = None) -> int:
+    """Remove expired lease containers of this scope; returns how many."""
+    now = time.time() if now is None else now
+    removed = 0
+    try:
+        items = engine.api.containers(all=True, filters={"label": [
+            f"{L.ROLE}=lease", f"{L.SCOPE}={engine.scope}"]})
+    except Exception as exc:
+        raise errors.translate(exc, "listing leases", host=engine.host) from exc
+    for item in items:
+        if float((item.get("Labels") or {}).get(EXPIRES, "0") or 0) <= now:
+            removed += _remove(engine, item["Id"])
+    return removed
+
+
+def _remove(engine: Engine, cid: str) -> int:
+    try:
+        engine.api.remove_container(cid, force=True)
+        return 1
+    except Exception as exc:  # a peer removed it first, or the engine is busy: not fatal
+        log.debug("could not remove lease %s: %s", cid[:12], exc)
+        return 0
