@@ -10,8 +10,8 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from . import chaos, execute, images, inspection, listing, logs, manage, network, transfer
 from . import deploy as _deploy
-from . import execute, images, inspection, listing, logs, manage, network, transfer
 from .actions import ActionJournal
 from .engine import DEFAULT_TIMEOUT, Engine, open_engine
 from .health import HealthHistory
@@ -146,6 +146,17 @@ class Ops:
         """``docker logs -t TARGET`` as a DataFrame; see :func:`opskit.logs.read_logs`."""
         return logs.read_logs(self.engine, target, since=since, until=until, tail=tail,
                               grep=grep)
+
+    def chaos(self, kind: str, target: str, *, network: str | None = None) -> chaos.Fault:
+        """Inject a fault into one of opskit's containers; ``fault.undo()`` puts it back.
+
+        See :mod:`opskit.chaos` for the kinds.
+        """
+        return chaos.inject(self.engine, kind, target, journal=self.journal, network=network)
+
+    def chaos_residue(self) -> list[dict[str, Any]]:
+        """Faults whose injector died before undoing them; see :func:`opskit.chaos.residue`."""
+        return chaos.residue(self.engine)
 
     def actions(self) -> Any:
         """The action journal (manual and automatic actions) as a DataFrame."""

@@ -1,0 +1,223 @@
+"""Fault injection for runbooks and tests, scoped to opskit's own containers, each with an undo.
+
+Every fault is resolved to one container inside opskit's scope (see :mod:`opskit.targets`),
+written to the action journal and to the chaos ledger (``state_dir()/chaos.jsonl``) before it is
+injected, and returns a :class:`Fault` whose ``undo()`` puts things back. If the injecting process
+dies midway, :func:`residue` reads the ledger and the engine to report what is still in place
+(a paused container, a cut network, a CPU hog) so a person can undo it; a paused container is
+reported as paused, never as crashed.
+
+Faults: ``crash`` (the container's process is killed from the host by PID, so the engine sees a
+real crash rather than an API kill; local engine only), ``kill`` (API), ``stop``, ``pause``,
+``unhealthy`` (the demo images' ``make-unhealthy``), ``cpu`` (a busy loop inside), ``disconnect``
+(from a network), ``oom`` (starts the demo memory hog as a new replica-less service).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import errors
+from .actions import ActionJournal
+from .durable import AppendLog
+from .engine import Engine, state_dir
+from .targets import Ref, resolve_one
+
+__all__ = ["FAULTS", "Fault", "inject", "residue", "undo_fault", "undo_residue"]
+
+FAULTS = ("crash", "kill", "stop", "pause", "unhealthy", "cpu", "disconnect")
+_CPU_MARK = "/tmp/.opskit-chaos-cpu"
+
+
+@dataclass
+class Fault:
+    """An injected fault and how to undo it."""
+
+    id: str
+    kind: str
+    container: str
+    container_id: str
+    injected_at: float
+    details: dict[str, Any] = field(default_factory=dict)
+    engine: Engine | None = field(default=None, repr=False)
+    undone: bool = False
+
+    def undo(self) -> None:
+        """Put things back (start, unpause, make healthy, reconnect, stop the hog)."""
+        if self.undone or self.engine is None:
+            return
+        undo_fault(self.engine, self.kind, self.container_id, self.details.get("network", ""))
+        self.undone = True
+        _mark_undone(self.id)
+
+
+def _mark_undone(fault_id: str) -> None:
+    _ledger().append([json.dumps({"id": fault_id, "phase": "undone", "ts": time.time()})],
+                     sync=True)
+
+
+def _ledger() -> AppendLog:
+    return AppendLog(state_dir() / "chaos.jsonl")
+
+
+def _exec(engine: Engine, ref: Ref, cmd: list[str], *, detach: bool = False) -> int:
+    created = engine.api.exec_create(ref.id, cmd)
+    out = engine.api.exec_start(created["Id"], detach=detach)
+    if detach:
+        return 0
+    code = engine.api.exec_inspect(created["Id"]).get("ExitCode")
+    if code:
+        raise errors.EngineError(f"chaos exec {cmd[0]!r} in {ref.name}",
+                                 (out or b"").decode("utf-8", "replace").strip(),
+                                 hint="this fault needs the command inside the image (the "
+                                 "opskit demo images have it).")
+    return 0
+
+
+def inject(engine: Engine, kind: str, target: str, *, journal: ActionJournal | None = None,
+           network: str | None = None) -> Fault:
+    """Inject one fault into one of opskit's containers.
+
+    Args:
+        kind: one of :data:`FAULTS`.
+        target: a container name or ID, or a service of one replica.
+        journal: the action journal to record the injection in.
+        network: for ``disconnect``, the network to cut (default: the container's first).
+
+    Raises:
+        InvalidTarget: unknown fault, or a ``crash`` on a remote engine.
+        OutOfScope, ContainerNotFound: the target is not opskit's or does not exist.
+    """
+    if kind not in FAULTS:
+        raise errors.InvalidTarget(target, f"cannot be given unknown fault {kind!r}",
+                                   hint="choose one of " + ", ".join(FAULTS) + ".")
+    if kind == "crash" and not (engine.is_local and os.geteuid() == 0):
+        raise errors.InvalidTarget(target, "cannot be crashed from the host: the engine is not "
+                                   "local or this process is not root",
+                                   hint="use kind='kill' for an API kill instead.")
+    ref = resolve_one(engine, target, action=f"inject {kind} into")
+    fault = Fault(uuid.uuid4().hex[:12], kind, ref.name, ref.id, time.time(), engine=engine)
+    if kind == "disconnect":
+        fault.details["network"] = _network_of(engine, ref, network)
+    record = journal.begin(f"chaos:{kind}", ref.id, ref.name, service=ref.service,
+                           reason="chaos", state_before=ref.state) if journal else None
+    _ledger().append([json.dumps({"id": fault.id, "phase": "injected", "kind": kind,
+                                  "container": ref.name, "container_id": ref.id,
+                                  "network": fault.details.get("network", ""),
+                                  "ts": fault.injected_at})], sync=True)
+    try:
+        _apply(engine, kind, ref, fault)
+    except Exception as exc:
+        err = errors.translate(exc, f"chaos {kind} on {ref.name}", host=engine.host,
+                               target=ref.name)
+        if journal and record:
+            journal.finish(record, "failed", error=err.message)
+        raise err from exc
+    if journal and record:
+        journal.finish(record, "ok", details={"fault_id": fault.id, **fault.details})
+    return fault
+
+
+def _apply(engine: Engine, kind: str, ref: Ref, fault: Fault) -> None:
+    api = engine.api
+    if kind == "crash":
+        pid = int(api.inspect_container(ref.id)["State"]["Pid"])
+        if pid <= 0:
+            raise errors.InvalidTarget(ref.name, "is not running, so it cannot crash")
+        os.kill(pid, signal.SIGKILL)
+        fault.details["pid"] = pid
+    elif kind == "kill":
+        api.kill(ref.id)
+    elif kind == "stop":
+        api.stop(ref.id, timeout=1)
+    elif kind == "pause":
+        api.pause(ref.id)
+    elif kind == "unhealthy":
+        _exec(engine, ref, ["make-unhealthy"])
+    elif kind == "cpu":
+        _exec(engine, ref, ["sh", "-c", f"touch {_CPU_MARK}; while [ -f {_CPU_MARK} ]; do :; "
+                            "done"], detach=True)
+    else:
+        api.disconnect_container_from_network(ref.id, fault.details["network"])
+
+
+def undo_fault(engine: Engine, kind: str, container_id: str, network: str = "") -> None:
+    """Undo one fault by kind: start, unpause, make healthy, stop the hog, or reconnect.
+
+    Raises:
+        EngineError: the engine refused (the container may have been removed meanwhile).
+    """
+    api = engine.api
+    try:
+        if kind in ("crash", "kill", "stop"):
+            if api.inspect_container(container_id)["State"]["Status"] != "running":
+                api.start(container_id)
+        elif kind == "pause":
+            if api.inspect_container(container_id)["State"]["Status"] == "paused":
+                api.unpause(container_id)
+        elif kind in ("unhealthy", "cpu"):
+            cmd = ["make-healthy"] if kind == "unhealthy" else ["rm", "-f", _CPU_MARK]
+            created = api.exec_create(container_id, cmd)
+            api.exec_start(created["Id"])
+        elif kind == "disconnect" and network:
+            api.connect_container_to_network(container_id, network)
+    except Exception as exc:
+        raise errors.translate(exc, f"undo of chaos {kind}", host=engine.host,
+                               target=container_id) from exc
+
+
+def _network_of(engine: Engine, ref: Ref, network: str | None) -> str:
+    nets = list(((engine.api.inspect_container(ref.id).get("NetworkSettings") or {})
+                 .get("Networks") or {}).keys())
+    net = network or (nets[0] if nets else "")
+    if net not in nets:
+        raise errors.InvalidTarget(ref.name, f"is not on network {net!r}",
+                                   hint=f"choose one of: {', '.join(nets) or 'none'}.")
+    return net
+
+
+def undo_residue(engine: Engine, entry: dict[str, Any]) -> None:
+    """Undo a fault found by :func:`residue` (its injector died) and mark it undone."""
+    undo_fault(engine, entry["kind"], entry["container_id"], entry.get("network", ""))
+    _mark_undone(entry["id"])
+
+
+def residue(engine: Engine) -> list[dict[str, Any]]:
+    """Faults injected but never undone, with what the engine shows now.
+
+    Each entry has the ledger's fields plus ``state`` (``paused`` is reported as paused, not as a
+    crash) and ``still_in_place`` (the fault's effect is visible: paused, disconnected, ...).
+    """
+    path = state_dir() / "chaos.jsonl"
+    if not path.exists():
+        return []
+    open_faults: dict[str, dict[str, Any]] = {}
+    for line in path.read_text().splitlines():
+        try:
+            item = json.loads(line)
+        except ValueError:
+            continue
+        if item.get("phase") == "injected":
+            open_faults[item["id"]] = item
+        else:
+            open_faults.pop(item.get("id", ""), None)
+    out = []
+    for item in open_faults.values():
+        try:
+            data = engine.api.inspect_container(item["container_id"])
+        except Exception:
+            continue  # the container is gone: nothing left to undo
+        state = (data.get("State") or {}).get("Status", "")
+        nets = ((data.get("NetworkSettings") or {}).get("Networks") or {})
+        still = {"pause": state == "paused", "stop": state == "exited",
+                 "kill": state == "exited", "crash": state == "exited",
+                 "disconnect": bool(item.get("network")) and item["network"] not in nets,
+                 }.get(item["kind"], True)
+        out.append({**item, "state": state, "still_in_place": still})
+    return out

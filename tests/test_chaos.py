@@ -1,0 +1,108 @@
+"""Fault injection on the real engine: each fault happens, is journaled, and is undone."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+from conftest import SESSION, TEST_LABEL, foreign_container, unique
+
+import opskit
+
+pytestmark = pytest.mark.engine
+
+
+def web(ops: opskit.Ops, name: str, **kw: object) -> str:
+    spec = opskit.ServiceSpec(name=name, image="opskit/demo-web:latest",
+                              labels={TEST_LABEL: SESSION},
+                              healthcheck={"test": ["CMD", "wget", "-q", "-O-",
+                                                    "http://127.0.0.1:8080/health"],
+                                           "interval": 0.3, "retries": 1},
+                              **kw)  # type: ignore[arg-type]
+    return ops.deploy(spec, wait="healthy", timeout=20).ids[0]
+
+
+def wait_state(ops: opskit.Ops, cid: str, state: str, health: str | None = None) -> None:
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        info = ops.inspect(cid)
+        if info.state == state and (health is None or info.health == health):
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"{cid[:12]} is {info.state}/{info.health}, wanted {state}/{health}")
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="a host-side kill needs root")
+def test_crash_is_a_real_crash_not_an_api_kill(clean, demo, observer) -> None:
+    ops, name = clean, unique("crash")
+    cid = web(ops, name)
+    fault = ops.chaos("crash", name)
+    observer.wait_for("die", cid)
+    assert observer.count("kill", cid) == 0, "the engine saw a crash, not an API kill"
+    assert ops.inspect(cid).exit_code == 137
+    fault.undo()
+    wait_state(ops, cid, "running")
+
+
+@pytest.mark.parametrize(("kind", "state", "health"), [
+    ("pause", "paused", None), ("unhealthy", "running", "unhealthy"), ("kill", "exited", None),
+    ("stop", "exited", None)])
+def test_faults_and_undo(clean, demo, kind, state, health) -> None:
+    ops, name = clean, unique(kind)
+    cid = web(ops, name)
+    fault = ops.chaos(kind, name)
+    wait_state(ops, cid, state, health)
+    fault.undo()
+    wait_state(ops, cid, "running", "healthy")
+    journaled = ops.actions()
+    assert f"chaos:{kind}" in set(journaled[journaled["container"] == name]["action"].astype(str))
+
+
+def test_cpu_hog_and_disconnect(clean, demo) -> None:
+    ops, name, net = clean, unique("cpu"), unique("chaosnet")
+    cid = web(ops, name, networks=[net])
+    hog = ops.chaos("cpu", name)
+    assert ops.exec(name, ["test", "-f", "/tmp/.opskit-chaos-cpu"]).exit_code == 0
+    hog.undo()
+    assert ops.exec(name, ["test", "-f", "/tmp/.opskit-chaos-cpu"]).exit_code == 1
+    cut = ops.chaos("disconnect", name)
+    assert net not in ops.inspect(cid).networks
+    cut.undo()
+    assert net in ops.inspect(cid).networks
+
+
+def test_foreign_and_unknown_are_refused(clean, demo) -> None:
+    ops = clean
+    name = unique("alien")
+    foreign_container(ops, name)
+    with pytest.raises(opskit.OutOfScope):
+        ops.chaos("pause", name)
+    with pytest.raises(opskit.InvalidTarget, match="unknown fault"):
+        ops.chaos("meteor", name)
+    assert ops.engine.api.inspect_container(name)["State"]["Status"] == "running"
+
+
+def test_residue_after_the_injector_dies(clean, demo) -> None:
+    """RELIABILITY row 17: the injecting process is killed; the pause is reported and undone."""
+    ops, name = clean, unique("residue")
+    cid = web(ops, name)
+    script = textwrap.dedent(f"""
+        import os, signal, opskit
+        ops = opskit.connect(scope={ops.engine.scope!r})
+        ops.chaos("pause", {name!r})
+        os.kill(os.getpid(), signal.SIGKILL)
+    """)
+    proc = subprocess.run([sys.executable, "-c", script], env=os.environ.copy(), check=False)
+    assert proc.returncode == -9
+    found = [r for r in ops.chaos_residue() if r["container_id"] == cid]
+    assert len(found) == 1 and found[0]["kind"] == "pause"
+    assert found[0]["state"] == "paused" and found[0]["still_in_place"]
+    from opskit.chaos import undo_residue
+
+    undo_residue(ops.engine, found[0])
+    wait_state(ops, cid, "running")
+    assert not [r for r in ops.chaos_residue() if r["container_id"] == cid]
