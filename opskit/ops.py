@@ -43,8 +43,9 @@ class Ops:
 
     def __init__(self, engine: Engine, *, journal: ActionJournal | None = None) -> None:
         self.engine = engine
-        self.journal = journal or ActionJournal(host=engine.host)
+        self.action_journal = journal or ActionJournal(host=engine.host)
         self._health = HealthHistory()
+        self._journal: Any = None
 
     def __repr__(self) -> str:
         return f"<opskit.Ops {self.engine.host} scope={self.engine.scope!r}>"
@@ -57,7 +58,7 @@ class Ops:
 
     def close(self) -> None:
         """Close the connection pool and the action journal."""
-        self.journal.close()
+        self.action_journal.close()
         self.engine.client.close()
 
     @property
@@ -94,35 +95,35 @@ class Ops:
 
     def start(self, target: str, **kw: Any) -> list[manage.ActionResult]:
         """``docker start TARGET``."""
-        return manage.start(self.engine, target, journal=self.journal, **kw)
+        return manage.start(self.engine, target, journal=self.action_journal, **kw)
 
     def stop(self, target: str, *, timeout: float | None = None, **kw: Any
              ) -> list[manage.ActionResult]:
         """``docker stop -t TIMEOUT TARGET``."""
-        return manage.stop(self.engine, target, timeout=timeout, journal=self.journal, **kw)
+        return manage.stop(self.engine, target, timeout=timeout, journal=self.action_journal, **kw)
 
     def restart(self, target: str, *, timeout: float | None = None, **kw: Any
                 ) -> list[manage.ActionResult]:
         """``docker restart -t TIMEOUT TARGET``."""
-        return manage.restart(self.engine, target, timeout=timeout, journal=self.journal,
+        return manage.restart(self.engine, target, timeout=timeout, journal=self.action_journal,
                                **kw)
 
     def pause(self, target: str, **kw: Any) -> list[manage.ActionResult]:
         """``docker pause TARGET``."""
-        return manage.pause(self.engine, target, journal=self.journal, **kw)
+        return manage.pause(self.engine, target, journal=self.action_journal, **kw)
 
     def unpause(self, target: str, **kw: Any) -> list[manage.ActionResult]:
         """``docker unpause TARGET``."""
-        return manage.unpause(self.engine, target, journal=self.journal, **kw)
+        return manage.unpause(self.engine, target, journal=self.action_journal, **kw)
 
     def kill(self, target: str, *, signal: str = "SIGKILL", **kw: Any
              ) -> list[manage.ActionResult]:
         """``docker kill -s SIGNAL TARGET``."""
-        return manage.kill(self.engine, target, signal=signal, journal=self.journal, **kw)
+        return manage.kill(self.engine, target, signal=signal, journal=self.action_journal, **kw)
 
     def remove(self, target: str, *, force: bool = True, **kw: Any) -> list[manage.ActionResult]:
         """``docker rm -f TARGET``."""
-        return manage.remove(self.engine, target, force=force, journal=self.journal, **kw)
+        return manage.remove(self.engine, target, force=force, journal=self.action_journal, **kw)
 
     # -- observe -------------------------------------------------------------------------
 
@@ -141,6 +142,23 @@ class Ops:
         """
         return self._health.read(self.engine, target)
 
+    def events(self, since: Any = "10m", until: Any = None) -> Any:
+        """Engine events as a DataFrame, from opskit's journal and the engine's own replay.
+
+        See :func:`opskit.events.events_frame` (``docker events --since --until``).
+        """
+        from . import events
+
+        return events.events_frame(self.engine, since, until, journal=self._journal)
+
+    def journal(self, path: str | Path | None = None, **kw: Any) -> Any:
+        """The durable event journal of this engine (not started); see
+        :class:`opskit.journal.EventJournal`. ``ops.events()`` reads it once it runs."""
+        from .journal import EventJournal
+
+        self._journal = EventJournal(self.engine, path, **kw)
+        return self._journal
+
     def logs(self, target: str, *, since: Any = None, until: Any = None, tail: int | None = None,
              grep: str | None = None) -> Any:
         """``docker logs -t TARGET`` as a DataFrame; see :func:`opskit.logs.read_logs`."""
@@ -152,7 +170,7 @@ class Ops:
 
         See :mod:`opskit.chaos` for the kinds.
         """
-        return chaos.inject(self.engine, kind, target, journal=self.journal, network=network)
+        return chaos.inject(self.engine, kind, target, journal=self.action_journal, network=network)
 
     def chaos_residue(self) -> list[dict[str, Any]]:
         """Faults whose injector died before undoing them; see :func:`opskit.chaos.residue`."""
@@ -160,7 +178,7 @@ class Ops:
 
     def actions(self) -> Any:
         """The action journal (manual and automatic actions) as a DataFrame."""
-        return self.journal.frame()
+        return self.action_journal.frame()
 
     # -- communicate -------------------------------------------------------------------
 
