@@ -76,12 +76,14 @@ def cmd_teardown(args: argparse.Namespace) -> int:
 
 def cmd_ps(args: argparse.Namespace) -> int:
     from . import labels as L
-    from .targets import list_raw
+    from .targets import list_raw, ref_from_summary
 
     ops = _ops(args)
     filters = {"label": [f"{L.MANAGED}=true", f"{L.SCOPE}={ops.engine.scope}"]} if args.mine else {}
     rows = [("NAME", "ID", "SERVICE", "IMAGE", "STATE", "STATUS", "PORTS")]
     for item in list_raw(ops.engine, filters=filters, all=args.all):
+        if args.mine and ref_from_summary(item).owned_reason(ops.engine):
+            continue
         ports = ",".join(f"{p.get('IP', '')}:{p['PublicPort']}->{p['PrivatePort']}/{p['Type']}"
                          for p in item.get("Ports") or [] if p.get("PublicPort"))
         rows.append(((item.get("Names") or ["/"])[0].lstrip("/"), item["Id"][:12],

@@ -27,7 +27,7 @@ _PORT_TAKEN = re.compile(r"port is already allocated|address already in use", re
 
 def container_labels(engine: Engine, spec: ServiceSpec, replica: str) -> dict[str, str]:
     """The labels of one replica: the spec's own plus opskit's, with the ownership token."""
-    config_hash = spec.config_hash
+    config_hash = L.spec_digest(engine.key, spec.config_hash)
     out = dict(spec.labels)
     out.update(L.resource_labels(engine.scope, service=spec.name))
     out[L.REPLICA] = replica

@@ -258,7 +258,8 @@ def deploy(engine: Engine, spec: ServiceSpec, *, wait: str | None = "healthy",
                 say(f"{replica}: creating")
                 cid = ro.launch(replica)
                 ro.created.append(cid)
-            elif old.labels.get(L.SPEC_HASH) == spec.config_hash and old.image_id == image_id:
+            elif (old.labels.get(L.SPEC_HASH) == L.spec_digest(engine.key, spec.config_hash)
+                  and old.image_id == image_id):
                 cid = old.id
                 if old.state in ("running", "paused", "restarting"):
                     say(f"{replica}: unchanged")

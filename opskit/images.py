@@ -89,7 +89,8 @@ def build(engine: Engine, path: str | os.PathLike[str], *, tag: str, dockerfile:
         engine: the engine to build on.
         path: the context folder; it must hold ``dockerfile`` (``Dockerfile``), a path in it.
         tag: the reference to tag the image with.
-        buildargs, labels: ``--build-arg`` values; extra labels (opskit's are always added).
+        buildargs, labels: ``--build-arg`` values; extra labels (``io.opskit.image-scope``
+            is added; never the container labels, which would be inherited).
         progress: called with a :class:`BuildProgress` for each log line.
         extra_files: ``{name in context: host path}`` added to the context, which is then sent
             as an in-memory tar (the folder's ``.dockerignore`` still applies).
@@ -110,7 +111,7 @@ def build(engine: Engine, path: str | os.PathLike[str], *, tag: str, dockerfile:
                                  "build did not start; build it or `docker load` it first")
     kwargs: dict[str, Any] = {
         "tag": tag, "dockerfile": name, "buildargs": dict(buildargs or {}), "decode": True,
-        "labels": {**(labels or {}), **lbl.resource_labels(engine.scope)}, "rm": True,
+        "labels": {**lbl.image_labels(engine.scope), **(labels or {})}, "rm": True,
         "forcerm": True, "pull": False, "timeout": timeout or BUILD_TIMEOUT}
     if extra_files:
         kwargs.update(fileobj=_tar_context(context, name, extra_files), custom_context=True)
@@ -230,7 +231,7 @@ def demo_images(engine: Engine, *, progress: Callable[[BuildProgress], None] | N
             log.debug("demo image %s is up to date (%s)", tag, value[7:19])
             continue
         build(engine, _DEMO_DIR / name, tag=tag, progress=progress,
-              labels={**lbl.resource_labels(engine.scope, role="demo"), lbl.DEMO_DIGEST: value},
+              labels={**lbl.image_labels("demo"), lbl.DEMO_DIGEST: value},
               extra_files={"busybox": str(busybox)})
     return list(DEMO_IMAGES.values())
 

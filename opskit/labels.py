@@ -23,10 +23,12 @@ OWNER = PREFIX + "owner"
 ROLE = PREFIX + "role"
 DEMO_DIGEST = PREFIX + "demo-digest"
 CREATED_BY = PREFIX + "created-by"
+IMAGE_SCOPE = PREFIX + "image-scope"
 
 __all__ = [
     "CREATED_BY",
     "DEMO_DIGEST",
+    "IMAGE_SCOPE",
     "MANAGED",
     "OWNER",
     "PREFIX",
@@ -36,8 +38,10 @@ __all__ = [
     "SERVICE",
     "SPEC_HASH",
     "check_owned",
+    "image_labels",
     "owner_token",
     "resource_labels",
+    "spec_digest",
 ]
 
 
@@ -47,8 +51,22 @@ def owner_token(key: bytes, scope: str, name: str, spec_hash: str) -> str:
     return hmac.new(key, msg, hashlib.sha256).hexdigest()[:32]
 
 
+def image_labels(scope: str) -> dict[str, str]:
+    """Labels for an image opskit builds.
+
+    Deliberately not :data:`MANAGED`/:data:`SCOPE`: every container made from an image
+    inherits its labels, and must not look like opskit's because of that.
+    """
+    return {IMAGE_SCOPE: scope}
+
+
+def spec_digest(key: bytes, config_hash: str) -> str:
+    """The spec-hash label: keyed, so a shared hash cannot be used to guess env values."""
+    return hmac.new(key, config_hash.encode(), hashlib.sha256).hexdigest()[:24]
+
+
 def resource_labels(scope: str, *, service: str = "", role: str = "") -> dict[str, str]:
-    """Labels for a network, volume or image opskit creates (no ownership token needed)."""
+    """Labels for a network, volume or lease opskit creates (no ownership token needed)."""
     labels = {MANAGED: "true", SCOPE: scope}
     if service:
         labels[SERVICE] = service
@@ -58,7 +76,7 @@ def resource_labels(scope: str, *, service: str = "", role: str = "") -> dict[st
 
 
 def check_owned(labels: Mapping[str, str] | None, *, name: str, scope: str,
-                key: bytes) -> str | None:
+                key: bytes, image_labels: Mapping[str, str] | None = None) -> str | None:
     """Say why a container is *not* opskit's, or return ``None`` when it is.
 
     Args:
@@ -66,8 +84,13 @@ def check_owned(labels: Mapping[str, str] | None, *, name: str, scope: str,
         name: the container's name at creation (recorded in ``io.opskit.replica``'s token).
         scope: the scope the caller acts in.
         key: the scope key.
+        image_labels: the labels of the container's image; a token the container only
+            inherited from its image (``docker commit`` of an opskit container, or an image
+            built ``FROM`` one) does not make it opskit's.
     """
     labels = labels or {}
+    if image_labels and labels.get(OWNER) and image_labels.get(OWNER) == labels.get(OWNER):
+        return "its opskit labels come from its image, not from opskit creating it"
     if labels.get(MANAGED) != "true":
         return "it carries no opskit labels (opskit did not create it)"
     if labels.get(SCOPE) != scope:

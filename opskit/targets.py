@@ -39,7 +39,27 @@ class Ref:
 
     def owned_reason(self, engine: Engine) -> str | None:
         """Why this container is not opskit's in ``engine``'s scope, or None when it is."""
-        return L.check_owned(self.labels, name=self.name, scope=engine.scope, key=engine.key)
+        if self.labels.get(L.MANAGED) != "true":
+            return L.check_owned(self.labels, name=self.name, scope=engine.scope, key=engine.key)
+        return L.check_owned(self.labels, name=self.name, scope=engine.scope, key=engine.key,
+                             image_labels=_image_labels(engine, self.image_id))
+
+
+_IMAGE_LABELS: dict[tuple[str, str], dict[str, str]] = {}
+
+
+def _image_labels(engine: Engine, image_id: str) -> dict[str, str]:
+    """An image's labels (cached: an image ID's labels never change)."""
+    if not image_id:
+        return {}
+    key = (engine.host, image_id)
+    if key not in _IMAGE_LABELS:
+        try:
+            data = engine.api.inspect_image(image_id)
+        except Exception:  # removed image: nothing inherited can be checked, nor needed
+            return {}
+        _IMAGE_LABELS[key] = dict((data.get("Config") or {}).get("Labels") or {})
+    return _IMAGE_LABELS[key]
 
 
 def ref_from_summary(item: dict[str, Any]) -> Ref:

@@ -62,6 +62,7 @@ def clean(ops: Any) -> Iterator[Any]:
 
 def _sweep(ops: Any) -> None:
     api = ops.engine.api
+    image_filter = {"label": [f"io.opskit.image-scope={ops.engine.scope}"]}
     scope_filter = {"label": [f"io.opskit.scope={ops.engine.scope}"]}
     test_filter = {"label": [f"{TEST_LABEL}={SESSION}"]}
     for filters in (scope_filter, test_filter):
@@ -72,12 +73,12 @@ def _sweep(ops: Any) -> None:
         for n in api.networks(filters=filters):
             with contextlib.suppress(Exception):
                 api.remove_network(n["Id"])
-        for image in api.images(filters=filters):
-            with contextlib.suppress(Exception):
-                api.remove_image(image["Id"], force=True)
         for v in (api.volumes(filters=filters) or {}).get("Volumes") or []:
             with contextlib.suppress(Exception):
                 api.remove_volume(v["Name"], force=True)
+    for image in api.images(filters=image_filter):
+        with contextlib.suppress(Exception):
+            api.remove_image(image["Id"], force=True)
 
 
 @pytest.fixture

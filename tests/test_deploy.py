@@ -49,7 +49,7 @@ def test_changed_spec_replaces_one_at_a_time(clean, demo, observer) -> None:
     second = ops.deploy(spec(name, replicas=2, env={"VERSION": "2"}), timeout=30)
     assert set(second.ids).isdisjoint(first.ids)
     assert [old for old, _ in second.replaced] == list(first.ids)
-    assert names_of(ops, name) == [f"{name}-1", f"{name}-2"]
+    assert names_of(ops, name) == [name, f"{name}-2"]
     for cid in second.ids:
         assert ops.inspect(cid).health == "healthy"
     # one at a time: the second old replica was still running when the first new one started
@@ -100,7 +100,7 @@ def test_scale_down_removes_extra_replicas(clean, demo) -> None:
     ops.deploy(spec(name, replicas=3), wait="running", timeout=30)
     result = ops.deploy(spec(name, replicas=2), wait="running", timeout=30)
     assert len(result.removed) == 1
-    assert names_of(ops, name) == [f"{name}-1", f"{name}-2"]
+    assert names_of(ops, name) == [name, f"{name}-2"]
 
 
 # -- RELIABILITY row 7: port already taken ---------------------------------------------------

@@ -208,8 +208,9 @@ def test_demo_images_build_once_then_skip(engine: Engine) -> None:
         assert found["io.opskit.demo"] == name
         assert found["org.opencontainers.image.description"]
         assert found[labels.DEMO_DIGEST].startswith("sha256:")
-        assert {k: found[k] for k in (labels.MANAGED, labels.SCOPE, labels.ROLE)} == \
-            labels.resource_labels(engine.scope, role="demo")
+        assert found[labels.IMAGE_SCOPE] == "demo"
+        assert labels.MANAGED not in found and labels.SCOPE not in found, \
+            "containers inherit image labels: an image must not make them look opskit's"
 
 
 @pytest.mark.engine
@@ -227,8 +228,8 @@ def test_build_from_folder_streams_steps_and_labels(engine: Engine, demo: list[s
     assert [p.line for p in seen] == list(result.log)
     assert seen[-1].step == seen[-1].steps >= 4
     found = engine.api.inspect_image(tag)["Config"]["Labels"]
-    assert found["com.example.team"] == "ops" and found[labels.MANAGED] == "true"
-    assert found[labels.SCOPE] == engine.scope
+    assert found["com.example.team"] == "ops" and labels.MANAGED not in found
+    assert found[labels.IMAGE_SCOPE] == engine.scope
 
 
 @pytest.mark.engine

@@ -56,7 +56,7 @@ def test_logs_frame_merges_streams_and_replicas(clean, demo) -> None:
         if len(frame) >= 6:
             break
         time.sleep(0.2)
-    assert set(frame["container"]) == {f"{name}-1", f"{name}-2"}
+    assert set(frame["container"]) == {name, f"{name}-2"}
     assert set(frame["stream"]) == {"stdout", "stderr"}
     assert frame["ts"].is_monotonic_increasing
     assert "CANARY2" not in "".join(frame["line"]) and "token=***" in set(frame["line"])

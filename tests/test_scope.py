@@ -79,3 +79,33 @@ def test_another_key_cannot_act(clean, demo, monkeypatch) -> None:
             other.stop(name)
     finally:
         other.close()
+
+
+def test_labels_inherited_from_an_image_do_not_make_a_container_opskits(clean, demo,
+                                                                        observer) -> None:
+    """``docker commit`` of an opskit container copies its labels, token included."""
+    ops, name = clean, unique("commit")
+    dep = ops.deploy(opskit.ServiceSpec(name=name, image="opskit/demo-web:latest",
+                                        labels={TEST_LABEL: SESSION}), wait="running")
+    api = ops.engine.api
+    image = api.commit(dep.ids[0], repository=f"opskit-test/{name}", tag="x")["Id"]
+    try:
+        debug = api.create_container(image, name=name + "-debug",
+                                     labels={TEST_LABEL: SESSION})["Id"]
+        api.start(debug)
+        with pytest.raises(opskit.OutOfScope, match="come from its image"):
+            ops.stop(name + "-debug")
+        assert [r.id for r in ops.restart(name, timeout=1)] == [dep.ids[0]]
+        assert ops.deploy(opskit.ServiceSpec(name=name, image="opskit/demo-web:latest",
+                                             labels={TEST_LABEL: SESSION}),
+                          wait="running").removed == ()
+        assert observer.count("restart", debug) == 0 and observer.count("destroy", debug) == 0
+    finally:
+        api.remove_container(name + "-debug", force=True)
+        api.remove_image(image, force=True)
+
+
+def test_plain_container_of_a_demo_image_is_not_opskits(clean, demo) -> None:
+    name = unique("plain")
+    foreign_container(clean, name)
+    assert clean.inspect(name).managed is False

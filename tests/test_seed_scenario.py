@@ -101,7 +101,7 @@ def test_teardown_removes_service_and_its_network(clean, demo, observer) -> None
     net, svc = unique("tdnet"), unique("td")
     dep = ops.deploy(web_spec(svc, None, net, replicas=2), wait="running", timeout=30)
     removed = ops.teardown(svc)
-    assert sorted(removed) == sorted([f"container:{svc}-1", f"container:{svc}-2",
+    assert sorted(removed) == sorted([f"container:{svc}", f"container:{svc}-2",
                                       f"network:{net}"])
     assert not [c for c in list_raw(ops.engine) if c["Names"][0].lstrip("/").startswith(svc)]
     for cid in dep.ids:

@@ -43,14 +43,14 @@ def test_yaml_round_trip_and_unknown_keys(tmp_path: Path) -> None:
     path.write_text("""
 name: web
 image: opskit/demo-web:latest
-ports: {8080: 18080}
+ports: {8080: null}
 env: {MODE: prod}
 healthcheck: {test: [CMD, wget, -q, -O-, "http://127.0.0.1:8080/health"], interval: 1s, retries: 2}
 memory: 64m
 replicas: 2
 """)
     spec = ServiceSpec.from_yaml(path)
-    assert spec.replica_names() == ["web-1", "web-2"]
+    assert spec.replica_names() == ["web", "web-2"]
     assert ServiceSpec.from_dict(spec.to_dict()) == spec
     path.write_text("name: web\nimage: x:1\nreplica: 2\n")
     with pytest.raises(opskit.InvalidSpec) as caught:
