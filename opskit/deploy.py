@@ -17,19 +17,23 @@ uses (named volumes only when asked: they hold data).
 from __future__ import annotations
 
 import logging
+import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 from . import errors
 from . import labels as L
+from .actions import default_actor
 from .create import create_replica, ensure_networks, ensure_volumes, start_replica
 from .engine import Engine
 from .images import build as build_image
 from .images import image_id as local_image_id
+from .lease import acquire_lease
 from .spec import ServiceSpec
-from .targets import Ref, ref_from_inspect, resolve, service_refs
+from .targets import Ref, list_raw, ref_from_summary, resolve, service_refs
 from .waiting import wait_for
 
 log = logging.getLogger("opskit")
@@ -94,6 +98,7 @@ class _Rollout:
     ids: list[str] = field(default_factory=list)
     networks: list[str] = field(default_factory=list)
     volumes: list[str] = field(default_factory=list)
+    lost: list[str] = field(default_factory=list)
 
     def launch(self, replica: str) -> str:
         """Create, start and wait for a new replica; on failure nothing of it is left."""
@@ -120,17 +125,24 @@ class _Rollout:
                 self.engine.api.stop(old.id, timeout=_stop_timeout(self.spec))
                 stopped = True
             new = self.launch(replica)
-        except Exception:
-            _restore(self.engine, old, replica, restart=stopped)
+        except BaseException:
+            if not _restore(self.engine, old, replica, restart=stopped):
+                self.lost.append(replica)
             raise
         self.replaced.append((old, new, stopped))
         return new
 
-    def roll_back(self) -> None:
-        """Undo every replacement and creation made so far, newest first."""
+    def roll_back(self) -> list[str]:
+        """Undo every replacement and creation made so far, newest first.
+
+        Returns:
+            The replicas whose previous container could not be restored.
+        """
+        lost = []
         for old, new, restart in reversed(self.replaced):
             _remove_quietly(self.engine, new)
-            _restore(self.engine, old, old.replica, restart=restart)
+            if not _restore(self.engine, old, old.replica, restart=restart):
+                lost.append(old.replica)
         for cid in self.created:
             _remove_quietly(self.engine, cid)
         for name in self.networks:
@@ -140,6 +152,7 @@ class _Rollout:
                 self.engine.api.remove_volume(name)
             except Exception as exc:
                 log.warning("could not remove volume %s made by a failed deploy: %s", name, exc)
+        return lost
 
 
 def _stop_timeout(spec: ServiceSpec) -> int:
@@ -158,16 +171,17 @@ def _remove_quietly(engine: Engine, cid: str) -> None:
         log.warning("could not remove container %s: %s", cid[:12], exc)
 
 
-def _restore(engine: Engine, old: Ref, replica: str, *, restart: bool) -> None:
+def _restore(engine: Engine, old: Ref, replica: str, *, restart: bool) -> bool:
     """Give the old container its name back (and start it again if deploy stopped it)."""
     try:
         engine.api.rename(old.id, replica)
         if restart:
             engine.api.start(old.id)
-    except Exception as exc:  # the deploy's own error is raised; this one must be seen too
+    except Exception as exc:  # the deploy's own error is raised; this one is named in it
         log.error("rollback could not restore %s (%s): %s", replica, old.id[:12], exc)
-        return
+        return False
     log.info("restored %s (%s)", replica, old.id[:12])
+    return True
 
 
 def _resolve_image(engine: Engine, spec: ServiceSpec, progress: Progress) -> str:
@@ -203,22 +217,21 @@ def _current(engine: Engine, spec: ServiceSpec) -> tuple[dict[str, Ref], list[Re
     wanted = set(spec.replica_names())
     by_replica: dict[str, Ref] = {}
     extra: list[Ref] = []
-    for ref in service_refs(engine, spec.name):
-        if ref.owned_reason(engine):
-            continue
-        if ref.replica in wanted and (ref.replica not in by_replica or ref.name == ref.replica):
-            if ref.replica in by_replica:
-                extra.append(by_replica[ref.replica])
+    refs = [r for r in service_refs(engine, spec.name) if not r.owned_reason(engine)]
+    # the container holding the replica's name first; a leftover '<replica>.old-*' of an
+    # interrupted deploy takes the name back when nothing holds it
+    for ref in sorted(refs, key=lambda r: r.name != r.replica):
+        if ref.replica in wanted and ref.replica not in by_replica:
+            if ref.name != ref.replica:
+                engine.api.rename(ref.id, ref.replica)
+                log.info("restored %s from an interrupted deploy", ref.replica)
             by_replica[ref.replica] = ref
         else:
             extra.append(ref)
-    for name in wanted:
-        try:
-            holder = ref_from_inspect(engine.api.inspect_container(name))
-        except Exception:
-            continue
-        if holder.owned_reason(engine) or holder.service != spec.name:
-            raise errors.NameConflict(name, holder.id)
+    for item in list_raw(engine, filters={"name": [f"^/{n}$" for n in wanted]}):
+        holder = ref_from_summary(item)
+        if holder.name in wanted and (holder.owned_reason(engine) or holder.service != spec.name):
+            raise errors.NameConflict(holder.name, holder.id)
     return by_replica, extra
 
 
@@ -246,46 +259,29 @@ def deploy(engine: Engine, spec: ServiceSpec, *, wait: str | None = "healthy",
                                  allowed="'healthy', 'running' or None")
     say = progress or (lambda line: log.info("%s", line))
     started_at = time.monotonic()
-    by_replica, extra = _current(engine, spec)
     image_id = _resolve_image(engine, spec, say)
-    ro = _Rollout(engine, spec, wait, timeout, say, image_id=image_id)
-    try:
-        networks = ensure_networks(engine, spec, created=ro.networks)
-        volumes = ensure_volumes(engine, spec, created=ro.volumes)
-        for replica in spec.replica_names():
-            old = by_replica.get(replica)
-            if old is None:
-                say(f"{replica}: creating")
-                cid = ro.launch(replica)
-                ro.created.append(cid)
-            elif (old.labels.get(L.SPEC_HASH) == L.spec_digest(engine.key, spec.config_hash)
-                  and old.image_id == image_id):
-                cid = old.id
-                if old.state in ("running", "paused", "restarting"):
-                    say(f"{replica}: unchanged")
-                    ro.kept.append(cid)
-                else:
-                    say(f"{replica}: unchanged, starting it ({old.state})")
-                    start_replica(engine, spec, cid, name=replica, discard=False)
-                    if wait:
-                        wait_for(engine, cid, wait, timeout=timeout, name=replica)
-                    ro.started.append(cid)
-            else:
-                say(f"{replica}: spec changed, replacing {old.id[:12]}")
-                cid = ro.replace(replica, old)
-            ro.ids.append(cid)
-    except Exception as exc:
-        ro.roll_back()
-        if not isinstance(exc, errors.OpsKitError):
-            exc = errors.translate(exc, f"deploy of {spec.name}", host=engine.host)
-        if isinstance(exc, errors.WaitTimeout | errors.EngineError):
-            raise errors.DeployFailed(spec.name, str(exc.message),
-                                      rolled_back=bool(ro.replaced) or bool(by_replica),
-                                      cause=exc) from exc
-        raise exc from exc.__cause__
-    removed = [old.id for old, _, _ in ro.replaced] + [r.id for r in extra]
-    for cid in removed:
-        _remove_quietly(engine, cid)
+    with _deploy_lock(engine, spec, image_id, timeout):
+        by_replica, extra = _current(engine, spec)
+        ro = _Rollout(engine, spec, wait, timeout, say, image_id=image_id)
+        try:
+            networks = ensure_networks(engine, spec, created=ro.networks)
+            volumes = ensure_volumes(engine, spec, created=ro.volumes)
+            for replica in spec.replica_names():
+                ro.ids.append(_converge(ro, replica, by_replica.get(replica)))
+        except BaseException as exc:
+            lost = ro.roll_back() + ro.lost
+            if not isinstance(exc, Exception):
+                raise  # Ctrl-C: rolled back, and the interrupt goes on
+            err = exc if isinstance(exc, errors.OpsKitError) else errors.translate(
+                exc, f"deploy of {spec.name}", host=engine.host)
+            if lost or isinstance(err, errors.WaitTimeout | errors.EngineError):
+                reason = err.message + (f" Could not restore: {', '.join(lost)}." if lost else "")
+                raise errors.DeployFailed(spec.name, reason, rolled_back=bool(by_replica) and
+                                          not lost, cause=err) from exc
+            raise err from exc
+        removed = [old.id for old, _, _ in ro.replaced] + [r.id for r in extra]
+        for cid in removed:
+            _remove_quietly(engine, cid)
     result = Deployment(
         service=spec.name, image_id=image_id, containers=tuple(spec.replica_names()),
         ids=tuple(ro.ids), created=tuple(ro.created), kept=tuple(ro.kept),
@@ -294,6 +290,49 @@ def deploy(engine: Engine, spec: ServiceSpec, *, wait: str | None = "healthy",
         duration=time.monotonic() - started_at)
     say(result.summary())
     return result
+
+
+def _converge(ro: _Rollout, replica: str, old: Ref | None) -> str:
+    """Bring one replica to the spec; return its container ID."""
+    engine, spec = ro.engine, ro.spec
+    if old is None:
+        ro.progress(f"{replica}: creating")
+        cid = ro.launch(replica)
+        ro.created.append(cid)
+        return cid
+    same = (old.labels.get(L.SPEC_HASH) == L.spec_digest(engine.key, spec.config_hash)
+            and old.image_id == ro.image_id)
+    if not same:
+        ro.progress(f"{replica}: spec changed, replacing {old.id[:12]}")
+        return ro.replace(replica, old)
+    if old.state in ("running", "paused", "restarting"):
+        ro.progress(f"{replica}: unchanged")
+        ro.kept.append(old.id)
+    else:
+        ro.progress(f"{replica}: unchanged, starting it ({old.state})")
+        start_replica(engine, spec, old.id, name=replica, discard=False)
+        ro.started.append(old.id)
+    if ro.wait and old.state != "paused":
+        wait_for(engine, old.id, ro.wait, timeout=ro.timeout, name=replica)
+    return old.id
+
+
+@contextmanager
+def _deploy_lock(engine: Engine, spec: ServiceSpec, image_id: str,
+                 timeout: float) -> Iterator[None]:
+    """One deploy of a service at a time, on this engine (a lease; see :mod:`opskit.lease`)."""
+    ttl = timeout * (spec.replicas + 1) + 120
+    lease = acquire_lease(engine, "deploy", f"{engine.scope}/{spec.name}",
+                          holder=f"{default_actor()} pid {os.getpid()}", image=image_id, ttl=ttl)
+    if not lease.held:
+        raise errors.Conflict(
+            f"Another deploy of service '{spec.name}' is in progress (by {lease.holder}).",
+            hint=f"wait for it to finish; if its holder died, the lock ({lease.name}) expires "
+            "by itself.")
+    try:
+        yield
+    finally:
+        _remove_quietly(engine, lease.lease_id)
 
 
 def teardown(engine: Engine, service: str, *, volumes: bool = False,

@@ -11,10 +11,12 @@ log lines, so the message says why.
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 from . import errors
 from .engine import Engine
+from .inspection import parse_engine_time
 
 __all__ = ["CONDITIONS", "last_logs", "wait_for"]
 
@@ -29,6 +31,12 @@ def last_logs(engine: Engine, container_id: str, lines: int = 5) -> list[str]:
         return []
     text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
     return [line for line in text.splitlines() if line.strip()]
+
+
+def _running_for(data: dict[str, Any]) -> float:
+    """Seconds since the engine started the container (0 if unknown)."""
+    started = parse_engine_time((data.get("State") or {}).get("StartedAt"))
+    return (datetime.now(UTC) - started).total_seconds() if started else 0.0
 
 
 def _state(data: dict[str, Any]) -> tuple[str, str, int | None, str]:
@@ -70,7 +78,8 @@ def wait_for(engine: Engine, container_id: str, condition: str, *, timeout: floa
         if status == "running" and (condition == "running" or health == "healthy"):
             return data
         if status == "running" and not health and running_since is not None and (
-                now - running_since >= settle or now + poll >= deadline):
+                max(now - running_since, _running_for(data)) >= settle
+                or now + poll >= deadline):
             return data
         dead = status in ("exited", "dead") and not restarting_policy
         if dead or time.monotonic() >= deadline:

@@ -209,3 +209,50 @@ def test_deploy_from_a_build_context_rebuilds_and_replaces(clean, demo, tmp_path
     assert second.replaced and second.image_id != first.image_id
     assert ops.exec(name, ["cat", "/www/page.txt"]).stdout == "v2\n"
     assert observer.pulls() == []
+
+
+def test_interrupted_deploy_rolls_back(clean, demo, free_port, observer) -> None:
+    ops, name = clean, unique("intr")
+    good = ops.deploy(spec(name, ports={8080: free_port}), timeout=30)
+
+    def interrupt(line: str) -> None:
+        if "stopping the old container" in line:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        ops.deploy(spec(name, ports={8080: free_port}, env={"V": "2"}), timeout=30,
+                   progress=interrupt)
+    assert names_of(ops, name) == [name]
+    info = ops.inspect(name)
+    assert info.id == good.ids[0] and info.state == "running"
+    assert ops.deploy(spec(name, ports={8080: free_port}), timeout=30).kept == good.ids
+
+
+def test_leftover_of_a_killed_deploy_takes_its_name_back(clean, demo) -> None:
+    ops, name = clean, unique("left")
+    good = ops.deploy(spec(name), timeout=30)
+    ops.engine.api.rename(good.ids[0], f"{name}.old-{good.ids[0][:8]}")  # as a SIGKILL leaves it
+    again = ops.deploy(spec(name), timeout=30)
+    assert again.ids == good.ids and names_of(ops, name) == [name]
+
+
+def test_concurrent_deploys_of_one_service_do_not_interleave(clean, demo) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    ops, name = clean, unique("conc")
+
+    def attempt(_: int) -> str:
+        try:
+            ops.deploy(spec(name), timeout=30)
+            return "deployed"
+        except opskit.Conflict as exc:
+            assert "in progress" in str(exc)
+            return "refused"
+
+    with ThreadPoolExecutor(3) as pool:
+        outcomes = sorted(pool.map(attempt, range(3)))
+    assert "deployed" in outcomes and set(outcomes) <= {"deployed", "refused"}
+    assert names_of(ops, name) == [name]
+    assert not [c for c in ops.engine.api.containers(all=True)
+                if c["Names"][0].startswith("/opskit-lease-deploy")
+                and c["Labels"].get("io.opskit.scope") == ops.engine.scope]
