@@ -52,6 +52,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_build(args: argparse.Namespace) -> int:
+    """``opskit build PATH -t TAG``."""
+    bad = [kv for kv in args.build_arg if "=" not in kv]
+    if bad:
+        raise errors.InvalidSpec("build.args", f"{bad[0]!r} is not NAME=VALUE",
+                                 allowed="--build-arg NAME=VALUE")
     buildargs = dict(kv.split("=", 1) for kv in args.build_arg)
     result = _ops(args).build(args.path, tag=args.tag, dockerfile=args.file, buildargs=buildargs,
                               progress=_progress)
@@ -97,6 +102,8 @@ def cmd_ps(args: argparse.Namespace) -> int:
 
 def _lifecycle(verb: str) -> Callable[[argparse.Namespace], int]:
     def run(args: argparse.Namespace) -> int:
+        from .targets import resolve
+
         ops = _ops(args)
         kwargs: dict[str, Any] = {"allow_foreign": args.allow_foreign}
         if verb in ("stop", "restart") and args.time is not None:
@@ -105,6 +112,8 @@ def _lifecycle(verb: str) -> Callable[[argparse.Namespace], int]:
             kwargs["signal"] = args.signal
         method = getattr(ops, "remove" if verb == "rm" else verb)
         failed = 0
+        for target in args.targets:  # check every target before acting on any
+            resolve(ops.engine, target, action=verb, allow_foreign=args.allow_foreign)
         for target in args.targets:
             try:
                 results = method(target, **kwargs)
@@ -120,7 +129,8 @@ def _lifecycle(verb: str) -> Callable[[argparse.Namespace], int]:
 
 
 def cmd_exec(args: argparse.Namespace) -> int:
-    command = args.command[1:] if args.command[:1] == ["--"] else args.command
+    """``opskit exec TARGET -- CMD...``: exits with the command's code."""
+    command = args.command
     if not command:
         raise errors.InvalidTarget(args.target, "was given no command",
                                    hint="opskit exec web -- ls -l /")
@@ -229,7 +239,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("exec", help="run a command in a container: opskit exec TARGET -- CMD")
     p.add_argument("target")
-    p.add_argument("command", nargs=argparse.REMAINDER)
+    p.add_argument("command", nargs="*", help="the command, after --")
     p.add_argument("-u", "--user", default=None)
     p.add_argument("-w", "--workdir", default=None)
     p.add_argument("--allow-foreign", action="store_true")

@@ -204,9 +204,12 @@ def _resolve_image(engine: Engine, spec: ServiceSpec, progress: Progress) -> str
 
 
 def _pull(engine: Engine, image: str) -> None:
-    repo, _, tag = image.rpartition(":") if ":" in image.split("/")[-1] else (image, "", "latest")
+    """``docker pull IMAGE``, only ever when the spec asks for it (``pull=``)."""
+    from docker.utils import parse_repository_tag
+
+    repo, tag = parse_repository_tag(image)
     try:
-        engine.api.pull(repo, tag=tag)
+        engine.api.pull(repo, tag=tag or "latest")
     except Exception as exc:
         raise errors.translate(exc, f"pull of {image} (asked for by the spec)",
                                host=engine.host, target=image) from exc

@@ -6,10 +6,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import logging
 import os
 import secrets
+import tempfile
 import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +25,7 @@ DEFAULT_URL = "unix:///var/run/docker.sock"
 DEFAULT_TIMEOUT = 10.0
 POOL_SIZE = 64
 
-__all__ = ["DEFAULT_URL", "Engine", "open_engine", "state_dir"]
+__all__ = ["DEFAULT_URL", "Engine", "display_url", "open_engine", "state_dir"]
 
 
 def state_dir() -> Path:
@@ -42,21 +44,24 @@ def _scope_key(scope: str) -> bytes:
     keys = state_dir() / "keys"
     keys.mkdir(mode=0o700, exist_ok=True)
     path = keys / f"{scope}.key"
-    try:
-        return path.read_bytes().strip()
-    except FileNotFoundError:
-        pass
-    token = secrets.token_hex(32).encode()
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        os.write(fd, token)
-        os.fsync(fd)
-    except BaseException:
-        os.close(fd)
-        path.unlink(missing_ok=True)
-        raise
-    os.close(fd)
-    return token
+    if not path.exists():
+        # write the whole key beside it, then link it into place: the link fails if another
+        # process won the race, and nobody ever reads a half-written key
+        fd, tmp = tempfile.mkstemp(dir=keys, prefix=".key-")
+        try:
+            os.write(fd, secrets.token_hex(32).encode())
+            os.fsync(fd)
+            os.close(fd)
+            with contextlib.suppress(FileExistsError):
+                os.link(tmp, path)
+        finally:
+            os.unlink(tmp)
+    key = path.read_bytes().strip()
+    if len(key) < 32:
+        raise errors.OpsKitError(f"The scope key {path} is too short to sign anything.",
+                                 hint="remove it; opskit makes a new one (containers signed with "
+                                 "the old key then count as foreign).")
+    return key
 
 
 @dataclass(frozen=True)
@@ -122,6 +127,11 @@ def open_engine(url: str | None = None, *, scope: str = "default", timeout: floa
     url = url or env_url or DEFAULT_URL
     if url.startswith("/"):
         url = "unix://" + url
+    shown = display_url(url)
+    if urllib.parse.urlparse(url).scheme not in ("unix", "tcp", "http", "https", "ssh", "npipe"):
+        raise errors.InvalidTarget(shown, "is not an engine URL",
+                                   hint="use unix:///var/run/docker.sock, tcp://HOST:2376 or "
+                                   "ssh://user@host.")
     if tls is None and os.environ.get("DOCKER_TLS_VERIFY") and url == env_url:
         tls = docker.tls.TLSConfig(
             client_cert=(os.path.join(os.environ.get("DOCKER_CERT_PATH", ""), "cert.pem"),
@@ -129,18 +139,28 @@ def open_engine(url: str | None = None, *, scope: str = "default", timeout: floa
             ca_cert=os.path.join(os.environ.get("DOCKER_CERT_PATH", ""), "ca.pem"), verify=True)
     remote_tcp = url.startswith(("tcp://", "http://", "https://")) and not _is_loopback(url)
     if remote_tcp and not getattr(tls, "verify", False):
-        raise errors.InsecureEngine(url)
+        raise errors.InsecureEngine(shown)
     try:
         client = docker.DockerClient(base_url=url, timeout=timeout, tls=tls or False,
                                      max_pool_size=POOL_SIZE, use_ssh_client=url.startswith("ssh"))
     except Exception as exc:  # docker-py raises several kinds for a bad URL or missing socket
-        raise errors.EngineUnavailable(url, str(exc)) from exc
+        raise errors.EngineUnavailable(shown, str(exc).replace(url, shown)) from exc
     try:
         info = client.api.version()
     except Exception as exc:
         client.close()
-        raise errors.translate(exc, "docker version", host=url) from exc
-    log.debug("connected to %s (engine %s, API %s)", url, info.get("Version"),
+        raise errors.translate(exc, "docker version", host=shown) from exc
+    log.debug("connected to %s (engine %s, API %s)", shown, info.get("Version"),
               info.get("ApiVersion"))
-    return Engine(client=client, host=url, scope=scope, key=_scope_key(scope), timeout=timeout,
+    return Engine(client=client, host=shown, scope=scope, key=_scope_key(scope), timeout=timeout,
                   info=info)
+
+
+def display_url(url: str) -> str:
+    """The engine URL without any user:password part, for messages and records."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rsplit("@", 1)[1]
+    user = f"{parts.username}@" if parts.username and parts.scheme == "ssh" else ""
+    return urllib.parse.urlunsplit(parts._replace(netloc=user + netloc))

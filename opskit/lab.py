@@ -71,9 +71,10 @@ def run_lab(*, port: int = 8888, ip: str = "127.0.0.1", token: str | None = None
     url = f"http://{ip}:{port}{default_url}?token={token}"
     print(f"opskit: JupyterLab on {folder}\nopskit: open {url}", file=sys.stderr, flush=True)
     jupyter = shutil.which("jupyter", path=os.path.dirname(sys.executable)) or "jupyter"
+    # the token goes through the environment: on argv any local user could read it in /proc
+    os.environ["JUPYTER_TOKEN"] = token
     argv = [jupyter, "lab", f"--ip={ip}", f"--port={port}", "--port-retries=0",
-            f"--ServerApp.root_dir={folder}", f"--IdentityProvider.token={token}",
-            f"--LabApp.default_url={default_url}"]
+            f"--ServerApp.root_dir={folder}", f"--LabApp.default_url={default_url}"]
     if not open_browser:
         argv.append("--no-browser")
     if hasattr(os, "geteuid") and os.geteuid() == 0:

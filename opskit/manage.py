@@ -95,6 +95,14 @@ def _act(engine: Engine, action: str, target: str, call: Callable[[str], Any],
     return run_bulk(engine, action, refs, call, target=target, journal=journal)
 
 
+def _stop_seconds(engine: Engine, cid: str, timeout: float | None) -> int:
+    """The ``t`` to send: the caller's, else the container's ``StopTimeout``, else 10."""
+    if timeout is not None:
+        return max(0, int(timeout))
+    config = engine.api.inspect_container(cid).get("Config") or {}
+    return int(config.get("StopTimeout") or 10)
+
+
 def start(engine: Engine, target: str, *, allow_foreign: bool = False,
           journal: ActionJournal | None = None) -> list[ActionResult]:
     """Start stopped containers: ``docker start TARGET``.
@@ -108,10 +116,16 @@ def start(engine: Engine, target: str, *, allow_foreign: bool = False,
 def stop(engine: Engine, target: str, *, timeout: float | None = None,
          allow_foreign: bool = False,
           journal: ActionJournal | None = None) -> list[ActionResult]:
-    """Stop containers (SIGTERM, then SIGKILL after ``timeout``): ``docker stop -t N TARGET``."""
+    """Stop containers (SIGTERM, then SIGKILL after ``timeout``): ``docker stop -t N TARGET``.
+
+    Without ``timeout``, each container's own stop timeout (the spec's ``stop_timeout``, else
+    the engine's 10 s) is used, and the request waits that long plus the client timeout.
+
+    Raises:
+        ContainerNotFound, OutOfScope, ActionFailed.
+    """
     def call(cid: str) -> Any:
-        kwargs = {} if timeout is None else {"timeout": int(timeout)}
-        return engine.api.stop(cid, **kwargs)
+        return engine.api.stop(cid, timeout=_stop_seconds(engine, cid, timeout))
 
     return _act(engine, "stop", target, call, allow_foreign, journal)
 
@@ -121,25 +135,36 @@ def restart(engine: Engine, target: str, *, timeout: float | None = None,
           journal: ActionJournal | None = None) -> list[ActionResult]:
     """Restart containers: ``docker restart -t N TARGET``.
 
-    A PID 1 that ignores SIGTERM makes the engine wait the whole ``timeout`` (10 s by default)
-    before it kills it; give a short ``timeout`` for such images.
+    A PID 1 that ignores SIGTERM makes the engine wait the whole ``timeout`` before it kills
+    it; without ``timeout`` the container's own stop timeout is used (the spec's
+    ``stop_timeout``, else 10 s).
+
+    Raises:
+        ContainerNotFound, OutOfScope, ActionFailed.
     """
     def call(cid: str) -> Any:
-        kwargs = {} if timeout is None else {"timeout": int(timeout)}
-        return engine.api.restart(cid, **kwargs)
+        return engine.api.restart(cid, timeout=_stop_seconds(engine, cid, timeout))
 
     return _act(engine, "restart", target, call, allow_foreign, journal)
 
 
 def pause(engine: Engine, target: str, *, allow_foreign: bool = False,
           journal: ActionJournal | None = None) -> list[ActionResult]:
-    """Freeze every process of the containers: ``docker pause TARGET``."""
+    """Freeze every process of the containers: ``docker pause TARGET``.
+
+    Raises:
+        ContainerNotFound, OutOfScope, ActionFailed.
+    """
     return _act(engine, "pause", target, engine.api.pause, allow_foreign, journal)
 
 
 def unpause(engine: Engine, target: str, *, allow_foreign: bool = False,
           journal: ActionJournal | None = None) -> list[ActionResult]:
-    """Thaw paused containers: ``docker unpause TARGET``."""
+    """Thaw paused containers: ``docker unpause TARGET``.
+
+    Raises:
+        ContainerNotFound, OutOfScope, ActionFailed.
+    """
     return _act(engine, "unpause", target, engine.api.unpause, allow_foreign, journal)
 
 
@@ -167,6 +192,9 @@ def remove(engine: Engine, target: str, *, force: bool = True, volumes: bool = F
     Args:
         force: stop running containers first (``-f``); on by default.
         volumes: also remove anonymous volumes (``-v``); named volumes stay.
+
+    Raises:
+        ContainerNotFound, OutOfScope, ActionFailed.
     """
     return _act(engine, "remove", target,
                 lambda cid: engine.api.remove_container(cid, force=force, v=volumes),

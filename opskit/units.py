@@ -71,6 +71,10 @@ def parse_time(value: datetime | str | float | int | None, *,
     if isinstance(value, int | float) and not isinstance(value, bool):
         return datetime.fromtimestamp(float(value), UTC)
     text = str(value).strip()
+    try:  # a bare number is a Unix time, as in ``docker logs --since``
+        return datetime.fromtimestamp(float(text), UTC)
+    except ValueError:
+        pass
     try:
         parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
         return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
