@@ -142,6 +142,22 @@ class Ops:
         """
         return self._health.read(self.engine, target)
 
+    def stats(self, targets: Any = None, *, timeout: float | None = None) -> Any:
+        """``docker stats --no-stream`` as a DataFrame, all containers at once (about 2 s).
+
+        See :func:`opskit.stats.stats_snapshot`.
+        """
+        from . import stats
+
+        return stats.stats_snapshot(self.engine, targets, timeout=timeout)
+
+    def collector(self, interval: float = 1.0, path: str | Path | None = None,
+                  **kw: Any) -> Any:
+        """A background stats sampler (not started); see :class:`opskit.collector.Collector`."""
+        from .collector import Collector
+
+        return Collector(self.engine, interval=interval, path=path, **kw)
+
     def events(self, since: Any = "10m", until: Any = None) -> Any:
         """Engine events as a DataFrame, from opskit's journal and the engine's own replay.
 
