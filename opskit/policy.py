@@ -48,8 +48,9 @@ class RecoveryPolicy:
     Args:
         action: ``restart`` (``docker restart -t restart_timeout``), ``recreate`` (remove and
             create from the spec) or ``none`` (only report).
-        backoff_initial, backoff_factor, backoff_cap: the n-th attempt waits
-            ``initial * factor ** (n - 1)`` seconds, at most ``cap`` (1 s, 2.0, 60 s).
+        backoff_initial, backoff_factor, backoff_cap: the first attempt runs at once; the
+            (n+1)-th waits ``initial * factor ** (n - 1)`` seconds after the n-th, at most
+            ``cap`` (1 s, 2.0, 60 s).
         jitter: share of the delay drawn at random either way (0.1 = +/- 10 %; the cap holds).
         max_attempts: attempts allowed within ``window`` (5 in 10 min); then quarantine.
         window: the sliding window of the budget.
@@ -274,7 +275,9 @@ class RecoveryState:
             return answer("budget exhausted")
         self._budget = budget
         if self._due is None:
-            self._due = now + timedelta(seconds=self._backoff())
+            # the first failure is acted on at once (Docker's own policy waits 100 ms, k8s 10 s:
+            # a crash that one restart cures should cost one restart); backoff starts after it
+            self._due = now if self._streak == 0 else now + timedelta(seconds=self._backoff())
         delay = max(0.0, (self._due - now).total_seconds())
         if policy.dry_run:
             return answer("dry run", delay=delay)
@@ -288,7 +291,7 @@ class RecoveryState:
         now = _utc(now)
         self._attempts.append((now, ok))
         self._streak += 1
-        self._due = now + timedelta(seconds=self._backoff())
+        self._due = now + timedelta(seconds=backoff_delay(self.policy, self._streak, self._rng))
         if not ok and self.attempts_in_window(now) >= self._budget:
             self.quarantined_at = now
 

@@ -53,9 +53,9 @@ def test_backoff_sequence_is_initial_times_factor_capped() -> None:
     pol = policy(backoff_initial=1, backoff_factor=2.0, backoff_cap=60, max_attempts=9)
     assert [backoff_delay(pol, n) for n in range(1, 10)] == [1, 2, 4, 8, 16, 32, 60, 60, 60]
     _, delays = run_failing(RecoveryState(pol), 0, 9)
-    assert delays == [1, 2, 4, 8, 16, 32, 60, 60, 60]
+    assert delays == [0, 1, 2, 4, 8, 16, 32, 60, 60], "the first failure is acted on at once"
     other = policy(backoff_initial=0.5, backoff_factor=3.0, backoff_cap=10, max_attempts=5)
-    assert run_failing(RecoveryState(other), 0, 5)[1] == [0.5, 1.5, 4.5, 10, 10]
+    assert run_failing(RecoveryState(other), 0, 5)[1] == [0, 0.5, 1.5, 4.5, 10]
 
 
 def test_backoff_never_overflows() -> None:
@@ -67,18 +67,20 @@ def test_jitter_is_bounded_and_deterministic() -> None:
     pol = RecoveryPolicy(jitter=0.1, max_attempts=9)
     first = run_failing(RecoveryState(pol, seed=7), 0, 9)[1]
     again = run_failing(RecoveryState(pol, rng=random.Random(7)), 0, 9)[1]
-    assert first == again
-    for n, delay in enumerate(first, start=1):
+    assert first == again and first[0] == 0
+    for n, delay in enumerate(first[1:], start=1):
         base = min(60.0, 2.0 ** (n - 1))
         assert 0.9 * base <= delay <= min(1.1 * base, 60.0)
-    assert first != [min(60.0, 2.0 ** n) for n in range(9)]
+    assert first[1:] != [min(60.0, 2.0 ** n) for n in range(8)]
 
 
 def test_repeated_decisions_count_down_the_same_backoff() -> None:
     state = RecoveryState(policy(backoff_initial=4))
+    assert state.decide(finding(), at(0)).reason == "ready"
+    state.record_attempt(at(0), ok=False)
     first = state.decide(finding(), at(0))
     second = state.decide(finding(), at(3))
-    assert (first.delay, first.reason, second.delay, second.attempt) == (4, "backoff", 1, 1)
+    assert (first.delay, first.reason, second.delay, second.attempt) == (4, "backoff", 1, 2)
     assert state.decide(finding(), at(5)).reason == "ready"
     assert state.next_allowed_at == at(4)
     state.record_attempt(at(5), ok=True)
@@ -137,7 +139,7 @@ def test_acknowledge_lifts_quarantine() -> None:
     state.acknowledge(at(now + 60))
     assert not state.quarantined and state.acknowledged_at == at(now + 60)
     decision = state.decide(finding(), at(now + 61))
-    assert (decision.act, decision.attempt, decision.delay) == (True, 1, 1)
+    assert (decision.act, decision.attempt, decision.delay) == (True, 1, 0)
 
 
 def test_reset_after_a_healthy_period() -> None:
@@ -153,7 +155,7 @@ def test_reset_after_a_healthy_period() -> None:
     state.record_healthy(at(now + 1160))
     assert state.attempts_in_window(at(now + 1160)) == 0
     decision = state.decide(finding(), at(now + 1200))
-    assert (decision.attempt, decision.delay) == (1, 1)  # the backoff starts over too
+    assert (decision.attempt, decision.delay) == (1, 0)  # the backoff starts over too
 
 
 # -- what is never acted on ------------------------------------------------------------------
@@ -192,7 +194,7 @@ def test_dry_run_never_acts_but_reports_the_decision() -> None:
     state = RecoveryState(policy(dry_run=True, action="recreate"))
     decision = state.decide(finding(), at(0))
     assert (decision.act, decision.reason, decision.dry_run) == (False, "dry run", True)
-    assert (decision.action, decision.delay, decision.attempt) == ("recreate", 1, 1)
+    assert (decision.action, decision.delay, decision.attempt) == ("recreate", 0, 1)
     assert decision.to_dict()["key"] == finding().key
 
 
