@@ -32,6 +32,7 @@ Engine exceptions from docker-py are translated in one place, :func:`translate`,
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -236,33 +237,42 @@ class OutOfScope(OpsKitError, PermissionError):
 class WaitTimeout(OpsKitError, TimeoutError):
     """A container did not reach the wanted condition within the timeout.
 
+    Probe output and log lines are masked (:func:`opskit.redact.redact_text`) before they are
+    stored or shown, so the message is safe to print in a terminal or a notebook.
+
     Attributes:
         container: name of the container.
         condition: ``"running"`` or ``"healthy"``.
         timeout: seconds waited.
         state: the last state seen (``running``, ``exited``, ...), and ``health``.
         exit_code: the exit code when the container stopped.
-        last_probe: output of the last healthcheck probe, if any.
-        last_logs: the last log lines of the container.
+        last_probe: output of the last healthcheck probe, if any (secrets masked).
+        last_logs: the last log lines of the container (secrets masked).
     """
 
     def __init__(self, container: str, condition: str, timeout: float, *, state: str = "",
                  health: str = "", exit_code: int | None = None, last_probe: str = "",
                  last_logs: Sequence[str] = (), reason: str = "") -> None:
+        import re
+
+        from .redact import redact_text
+
         self.container = container
         self.condition = condition
         self.timeout = timeout
         self.state = state
         self.health = health
         self.exit_code = exit_code
-        self.last_probe = last_probe
-        self.last_logs = list(last_logs)
-        seen = reason or f"it is {state or 'unknown'}" + (f"/{health}" if health else "")
+        self.last_probe = redact_text(last_probe or "", table="health")
+        self.last_logs = [redact_text(str(line), table="logs") for line in last_logs]
+        seen = (redact_text(reason) if reason
+                else f"it is {state or 'unknown'}" + (f"/{health}" if health else ""))
         parts = [f"Container '{container}' did not become {condition} within {timeout:g}s; {seen}"]
-        if exit_code is not None and state == "exited":
-            parts.append(f"exit code {exit_code}")
-        if last_probe:
-            parts.append(f'last probe said: "{last_probe.strip()[:200]}"')
+        said = re.search(rf"\bcode {exit_code}\b", seen) is not None
+        if exit_code is not None and state == "exited" and not said:
+            parts.append(f"exit code {exit_code}")  # once, even when the reason names it
+        if self.last_probe:
+            parts.append(f'last probe said: "{self.last_probe.strip()[:200]}"')
         if self.last_logs:
             parts.append("last log lines: " + " | ".join(x[:160] for x in self.last_logs[-3:]))
         super().__init__(
@@ -366,7 +376,8 @@ class EngineError(OpsKitError):
         )
 
 
-def translate(exc: BaseException, what: str, *, host: str = "", target: str = "") -> OpsKitError:
+def translate(exc: BaseException, what: str, *, host: str = "", target: str = "",
+              kind: str = "") -> OpsKitError:
     """Translate a docker-py or transport exception into an opskit error.
 
     The caller raises the result ``from exc``.
@@ -376,6 +387,8 @@ def translate(exc: BaseException, what: str, *, host: str = "", target: str = ""
         what: the operation, in words (``"restart of web-1"``).
         host: the engine's address, named in connection errors.
         target: the container, image or network the call was about.
+        kind: ``container``, ``image`` or ``network``: what a 404 means; read from the
+            engine's message ("No such network: ...") when not given.
     """
     import docker.errors
     import requests.exceptions
@@ -389,10 +402,13 @@ def translate(exc: BaseException, what: str, *, host: str = "", target: str = ""
     if isinstance(exc, docker.errors.ImageNotFound):
         return ImageNotFound(target or "?", host)
     if isinstance(exc, docker.errors.NotFound):
-        message = _explanation(exc)
-        if "network" in message.lower():
+        message = _explanation(exc).lower()
+        if not kind:
+            match = re.match(r"(?:no such |)(container|image|network)\b", message)
+            kind = match.group(1) if match else "container"
+        if kind == "network":
             return NetworkNotFound(target or "?", host)
-        if "image" in message.lower() and "container" not in message.lower():
+        if kind == "image":
             return ImageNotFound(target or "?", host)
         return ContainerNotFound(target or "?", host)
     if isinstance(exc, docker.errors.APIError):

@@ -2,8 +2,9 @@
 
 Secrets never leave this module: :class:`ContainerInfo` keeps the names of the environment
 variables that were set, not their values, and ``attrs`` (the raw payload) is redacted: env
-values, secret-looking command arguments, label values under secret-looking keys, and secrets in
-healthcheck output (see :mod:`opskit.redact`).
+values, secret-looking command arguments (the healthcheck command included), label values under
+secret-looking keys, logging-driver options, and secrets in healthcheck output (see
+:mod:`opskit.redact`).
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ from .redact import RedactionReport, redact_argv, redact_env, redact_mapping, re
 from .targets import resolve_one
 
 __all__ = ["ContainerInfo", "inspect_container", "parse_engine_time", "redacted_attrs"]
-
 
 
 def parse_engine_time(text: str | None) -> datetime | None:
@@ -41,22 +41,45 @@ def parse_engine_time(text: str | None) -> datetime | None:
     return datetime.fromisoformat(stamp).astimezone(UTC)
 
 
+def _redact_command(value: Any, report: RedactionReport | None, table: str) -> Any:
+    """An argv list through :func:`redact_argv`, a shell string through :func:`redact_text`."""
+    if isinstance(value, list):
+        return redact_argv([str(x) for x in value], report=report, table=table)
+    if isinstance(value, str):
+        return redact_text(value, report=report, table=table)
+    return value
+
+
 def redacted_attrs(attrs: dict[str, Any], report: RedactionReport | None = None
                    ) -> dict[str, Any]:
-    """A copy of an inspect payload with every secret masked (names kept)."""
+    """A copy of a ``docker inspect`` payload with every secret masked (names kept).
+
+    Masked: every ``Config.Env`` value; secrets in ``Config.Cmd``, ``Config.Entrypoint``,
+    ``Args`` and the healthcheck command ``Config.Healthcheck.Test`` (argv rules); label values
+    under secret-looking keys and secrets in the others; the logging driver's options
+    ``HostConfig.LogConfig.Config`` (a splunk token, a URL with credentials); and secrets in the
+    healthcheck output ``State.Health.Log[].Output``. The input is not changed.
+    """
     out = copy.deepcopy(attrs)
     config = out.get("Config") or {}
     config["Env"] = redact_env(config.get("Env") or [], report=report)
     for key in ("Cmd", "Entrypoint"):
-        if isinstance(config.get(key), list):
-            config[key] = redact_argv(config[key], report=report)
+        if config.get(key):
+            config[key] = _redact_command(config[key], report, "command")
     if out.get("Args"):
-        out["Args"] = redact_argv(out["Args"], report=report)
+        out["Args"] = _redact_command(out["Args"], report, "command")
+    healthcheck = config.get("Healthcheck") or {}
+    if healthcheck.get("Test"):
+        healthcheck["Test"] = _redact_command(healthcheck["Test"], report, "healthcheck")
     if config.get("Labels"):
         config["Labels"] = redact_mapping(config["Labels"], report=report)
+    log_config = (out.get("HostConfig") or {}).get("LogConfig") or {}
+    if log_config.get("Config"):
+        log_config["Config"] = redact_mapping(log_config["Config"], report=report,
+                                              table="log-config")
     health = (out.get("State") or {}).get("Health") or {}
     for probe in health.get("Log") or []:
-        probe["Output"] = redact_text(probe.get("Output", ""), report=report, table="health")
+        probe["Output"] = redact_text(probe.get("Output") or "", report=report, table="health")
     return out
 
 
@@ -74,7 +97,7 @@ class ContainerInfo:
         memory_limit: bytes (0: none); cpu_limit: CPUs (0.0: none).
         env_names: the variables set (values are never kept).
         managed: created by opskit (any scope).
-        attrs: the raw payload, env values masked.
+        attrs: the raw payload, secrets masked (see :func:`redacted_attrs`).
     """
 
     id: str

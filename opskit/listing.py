@@ -10,6 +10,7 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
+from . import errors
 from . import labels as L
 from .engine import Engine
 from .inspection import ContainerInfo
@@ -29,17 +30,33 @@ _TIMES = ("created", "started_at", "finished_at")
 
 
 def _inspect_or_none(engine: Engine, cid: str) -> ContainerInfo | None:
+    """``docker inspect CID`` as a record; None when it was removed since the list.
+
+    Raises:
+        EngineUnavailable, EngineError: any other failure (a partial table would mislead).
+    """
+    import docker.errors
+
     try:
-        return ContainerInfo.from_attrs(engine.api.inspect_container(cid))
-    except Exception:  # removed between the list and the inspect: not in the table
+        attrs = engine.api.inspect_container(cid)
+    except docker.errors.NotFound:  # removed between the list and the inspect: not in the table
         return None
+    except Exception as exc:
+        raise errors.translate(exc, f"inspect of {cid[:12]}", host=engine.host,
+                               target=cid) from exc
+    return ContainerInfo.from_attrs(attrs)
 
 
 def container_rows(engine: Engine, *, all: bool = True,
                    filters: dict[str, Any] | None = None) -> list[ContainerInfo]:
     """Every container (``docker ps -a``), inspected concurrently, as typed records.
 
-    opskit's lease containers (created, never started; see :mod:`opskit.lease`) are left out.
+    opskit's lease containers (created, never started; see :mod:`opskit.lease`) are left out,
+    and so is a container removed between the list and its inspect.
+
+    Raises:
+        EngineUnavailable, EngineError: the list or any inspect failed otherwise; no partial
+            table is returned.
     """
     ids = [item["Id"] for item in list_raw(engine, filters=filters, all=all)]
     if not ids:

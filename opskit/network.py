@@ -7,13 +7,19 @@ container must be in scope; the network itself may be anyone's.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from . import errors
 from . import labels as L
 from .engine import Engine
+from .inspection import parse_engine_time
 from .targets import resolve
+
+log = logging.getLogger("opskit")
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 __all__ = ["NetworkInfo", "network_connect", "network_create", "network_disconnect",
            "network_remove", "networks"]
@@ -57,48 +63,108 @@ def _inspect(engine: Engine, name: str) -> dict[str, Any]:
 
 
 def networks(engine: Engine) -> list[NetworkInfo]:
-    """Every network on the engine: ``docker network ls``."""
+    """Every network on the engine: ``docker network ls``, each one inspected.
+
+    A network removed between the list and its inspect is left out (it no longer exists).
+
+    Raises:
+        EngineUnavailable, EngineError: the engine did not answer, or refused.
+    """
     try:
         items = engine.api.networks()
     except Exception as exc:
         raise errors.translate(exc, "listing networks", host=engine.host) from exc
-    return [NetworkInfo.from_payload(_inspect(engine, n["Id"]), engine.scope) for n in items]
+    found = []
+    for item in items:
+        try:
+            data = _inspect(engine, item["Id"])
+        except errors.NetworkNotFound:
+            continue  # removed since the list
+        found.append(NetworkInfo.from_payload(data, engine.scope))
+    return found
+
+
+def _named(engine: Engine, name: str) -> list[dict[str, Any]]:
+    """Summaries of the networks named exactly ``name``, earliest created first.
+
+    The engine's duplicate check is not atomic: concurrent creates can leave several networks
+    of one name, so callers agree to use the first of this order.
+    """
+    try:
+        items = engine.api.networks(names=[name])
+    except Exception as exc:
+        raise errors.translate(exc, f"lookup of network {name}", host=engine.host,
+                               target=name) from exc
+    same = [item for item in items if item.get("Name") == name]
+    return sorted(same, key=lambda item: (parse_engine_time(item.get("Created")) or _EPOCH,
+                                          item.get("Id", "")))
+
+
+def _find(engine: Engine, name: str) -> dict[str, Any] | None:
+    """The network named exactly ``name`` (the earliest, if several), inspected, or None."""
+    for item in _named(engine, name):
+        try:
+            return _inspect(engine, item["Id"])
+        except errors.NetworkNotFound:
+            continue
+    return None
 
 
 def network_create(engine: Engine, name: str, *, driver: str = "bridge", internal: bool = False,
                    subnet: str | None = None) -> NetworkInfo:
     """Create a network, or return it if it exists: ``docker network create NAME``.
 
+    Idempotent: a network of that name (made by anyone, or by a concurrent call) is returned
+    as it is; its driver and subnet are not compared.
+
     Raises:
         InvalidSpec: a bad name or subnet (before any engine call).
+        EngineUnavailable, EngineError: the engine did not answer, or refused (a subnet that
+            overlaps another network's, an unknown driver).
     """
     from .spec import NAME_RE
 
     if not isinstance(name, str) or not NAME_RE.match(name):
         raise errors.InvalidSpec("network", f"{name!r} is not a valid network name",
                                  allowed="letters, digits, '_', '.', '-'")
-    found = [n for n in engine.api.networks(names=[name]) if n.get("Name") == name]
-    if found:
-        return NetworkInfo.from_payload(_inspect(engine, found[0]["Id"]), engine.scope)
     ipam = None
-    if subnet:
+    if subnet is not None:
         import ipaddress
 
         try:
+            if not isinstance(subnet, str):
+                raise TypeError(f"{type(subnet).__name__} is not text")
             ipaddress.ip_network(subnet)
-        except ValueError as exc:
-            raise errors.InvalidSpec("subnet", str(exc), allowed="CIDR like 10.42.0.0/24") from None
+        except (TypeError, ValueError) as exc:
+            raise errors.InvalidSpec("subnet", str(exc), allowed="CIDR like 10.42.0.0/24",
+                                     value=subnet) from None
         from docker.types import IPAMConfig, IPAMPool
 
         ipam = IPAMConfig(pool_configs=[IPAMPool(subnet=subnet)])
+    existing = _find(engine, name)
+    if existing is not None:
+        return NetworkInfo.from_payload(existing, engine.scope)
     try:
-        engine.api.create_network(name, driver=driver, internal=internal, ipam=ipam,
-                                  check_duplicate=True,
-                                  labels=L.resource_labels(engine.scope, role="network"))
+        created = engine.api.create_network(
+            name, driver=driver, internal=internal, ipam=ipam, check_duplicate=True,
+            labels=L.resource_labels(engine.scope, role="network"))
     except Exception as exc:
+        import docker.errors
+
+        existing = _find(engine, name) if isinstance(exc, docker.errors.APIError) else None
+        if existing is not None:  # created by someone else since the lookup
+            return NetworkInfo.from_payload(existing, engine.scope)
         raise errors.translate(exc, f"create of network {name}", host=engine.host,
                                target=name) from exc
-    return NetworkInfo.from_payload(_inspect(engine, name), engine.scope)
+    ours = created["Id"]
+    same = _named(engine, name)
+    keep = same[0]["Id"] if same else ours
+    if keep != ours:  # a concurrent create of the same name won: use it, drop ours
+        try:
+            engine.api.remove_network(ours)
+        except Exception as exc:
+            log.warning("could not remove duplicate network %s (%s): %s", name, ours[:12], exc)
+    return NetworkInfo.from_payload(_inspect(engine, keep), engine.scope)
 
 
 def network_connect(engine: Engine, network: str, target: str, *,
@@ -139,13 +205,28 @@ def network_disconnect(engine: Engine, network: str, target: str, *, force: bool
     return done
 
 
-def network_remove(engine: Engine, network: str, *, allow_foreign: bool = False) -> None:
+def network_remove(engine: Engine, network: str, *, missing_ok: bool = False,
+                   allow_foreign: bool = False) -> None:
     """Remove a network opskit created: ``docker network rm NETWORK``.
 
+    Args:
+        engine: the engine.
+        network: a network name or ID.
+        missing_ok: return quietly when there is no such network (so a clean-up can run
+            twice); otherwise that raises NetworkNotFound.
+        allow_foreign: remove a network opskit did not create in this scope.
+
     Raises:
-        NetworkNotFound, OutOfScope: the network is not opskit's.
+        NetworkNotFound: no such network (unless ``missing_ok``).
+        OutOfScope: the network is not opskit's (checked before any change).
+        EngineError: the engine refused (containers are still attached).
     """
-    data = _inspect(engine, network)
+    try:
+        data = _inspect(engine, network)
+    except errors.NetworkNotFound:
+        if missing_ok:
+            return
+        raise
     info = NetworkInfo.from_payload(data, engine.scope)
     if not info.managed and not allow_foreign:
         raise errors.OutOfScope(network, info.id, "opskit did not create this network",
@@ -153,5 +234,9 @@ def network_remove(engine: Engine, network: str, *, allow_foreign: bool = False)
     try:
         engine.api.remove_network(info.id)
     except Exception as exc:
+        import docker.errors
+
+        if missing_ok and isinstance(exc, docker.errors.NotFound):
+            return  # removed by someone else since the inspect
         raise errors.translate(exc, f"remove of network {network}", host=engine.host,
                                target=network) from exc

@@ -1,0 +1,233 @@
+"""docker cp in both directions: links kept as links, hostile archives refused, clear errors."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import secrets
+import stat
+import tarfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import opskit
+from opskit import transfer
+from opskit.transfer import safe_member
+
+SCOPE = "fixA"
+TEST_LABEL = "opskit-test.session"
+
+
+# -- the filter, on archives made in memory (no engine) -----------------------------------
+
+def _tar(*members: tuple[tarfile.TarInfo, bytes | None]) -> io.BytesIO:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for info, data in members:
+            if data is not None:
+                info.size = len(data)
+            tar.addfile(info, io.BytesIO(data) if data is not None else None)
+    buf.seek(0)
+    return buf
+
+
+def _file(name: str, data: bytes = b"x", mode: int = 0o644) -> tuple[tarfile.TarInfo, bytes]:
+    info = tarfile.TarInfo(name)
+    info.mode = mode
+    return info, data
+
+
+def _entry(name: str, kind: bytes, linkname: str = "") -> tuple[tarfile.TarInfo, None]:
+    info = tarfile.TarInfo(name)
+    info.type = kind
+    info.linkname = linkname
+    info.mode = 0o755 if kind == tarfile.DIRTYPE else 0o777
+    return info, None
+
+
+def _extract(buf: io.BytesIO, dest: Path) -> None:
+    with tarfile.open(fileobj=buf, mode="r") as tar:
+        tar.extractall(dest, filter=safe_member)
+
+
+def test_links_are_kept_as_links_whatever_they_point_at(tmp_path: Path) -> None:
+    _extract(_tar(_entry("bin", tarfile.DIRTYPE), _file("bin/busybox", b"elf", 0o755),
+                  _entry("bin/sh", tarfile.SYMTYPE, "/bin/busybox"),
+                  _entry("bin/up", tarfile.SYMTYPE, "../../outside"),
+                  _entry("bin/rel", tarfile.SYMTYPE, "busybox"),
+                  _entry("bin/hard", tarfile.LNKTYPE, "bin/busybox")), tmp_path)
+    assert os.readlink(tmp_path / "bin/sh") == "/bin/busybox"
+    assert os.readlink(tmp_path / "bin/up") == "../../outside"
+    assert (tmp_path / "bin/rel").read_bytes() == b"elf"
+    assert (tmp_path / "bin/hard").stat().st_ino == (tmp_path / "bin/busybox").stat().st_ino
+
+
+@pytest.mark.parametrize(("members", "error"), [
+    ([_file("../evil")], tarfile.OutsideDestinationError),
+    ([_file("a/../../evil")], tarfile.OutsideDestinationError),
+    ([_file("/evil")], tarfile.AbsolutePathError),
+    ([_entry("../evil-link", tarfile.SYMTYPE, "x")], tarfile.OutsideDestinationError),
+    ([_entry("/evil-link", tarfile.SYMTYPE, "x")], tarfile.AbsolutePathError),
+    ([_entry("dev", tarfile.CHRTYPE)], tarfile.SpecialFileError),
+    ([_entry("blk", tarfile.BLKTYPE)], tarfile.SpecialFileError),
+    ([_entry("hard", tarfile.LNKTYPE, "/etc/passwd")], tarfile.AbsoluteLinkError),
+    ([_entry("hard", tarfile.LNKTYPE, "../evil")], tarfile.LinkOutsideDestinationError),
+])
+def test_unsafe_members_are_refused(tmp_path: Path, members: list[tuple[tarfile.TarInfo, bytes]],
+                                    error: type[Exception]) -> None:
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    with pytest.raises(error):
+        _extract(_tar(*members), dest)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dest"], "nothing written outside"
+
+
+def test_nothing_is_written_through_a_link(tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "victim").write_bytes(b"intact")
+    for members in ([_entry("lnk", tarfile.SYMTYPE, str(outside)), _file("lnk/evil")],
+                    [_entry("lnk", tarfile.SYMTYPE, "../outside"), _file("lnk/evil")],
+                    [_entry("victim", tarfile.SYMTYPE, str(outside / "victim")),
+                     _file("victim", b"overwritten")],
+                    [_entry("lnk", tarfile.SYMTYPE, str(outside / "victim")),
+                     _entry("hard", tarfile.LNKTYPE, "lnk")]):
+        dest = tmp_path / f"dest-{secrets.token_hex(2)}"
+        dest.mkdir()
+        with pytest.raises(tarfile.FilterError):
+            _extract(_tar(*members), dest)
+    assert sorted(p.name for p in outside.iterdir()) == ["victim"]
+    assert (outside / "victim").read_bytes() == b"intact"
+
+
+def test_modes_are_made_safe(tmp_path: Path) -> None:
+    _extract(_tar(_file("suid", b"x", 0o4755), _file("sgid", b"x", 0o2775),
+                  _file("private", b"x", 0o000)), tmp_path)
+    assert stat.S_IMODE((tmp_path / "suid").stat().st_mode) == 0o755
+    assert stat.S_IMODE((tmp_path / "sgid").stat().st_mode) == 0o755
+    assert stat.S_IMODE((tmp_path / "private").stat().st_mode) == 0o600
+
+
+def test_an_unsafe_archive_is_a_copy_failed_with_its_own_hint(tmp_path: Path) -> None:
+    buf = _tar(_entry("data", tarfile.DIRTYPE), _file("../evil"))
+    with pytest.raises(opskit.CopyFailed) as caught:
+        transfer._unpack(buf, "data", tmp_path, "web-1", "/data")
+    assert "unsafe archive" in str(caught.value) and "outside the destination" in str(caught.value)
+    assert list(tmp_path.iterdir()) == [], "the temporary folder is gone, nothing else written"
+
+
+def test_links_from_the_container_are_not_followed_when_merging(tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "victim").write_bytes(b"intact")
+    dest = tmp_path / "dest"
+    (dest / "data" / "lnk").mkdir(parents=True)
+    buf = _tar(_entry("data", tarfile.DIRTYPE), _entry("data/lnk", tarfile.SYMTYPE, str(outside)))
+    with pytest.raises(opskit.CopyFailed) as caught:
+        transfer._unpack(buf, "data", dest, "web-1", "/data")
+    assert "clash" in str(caught.value)
+    assert (outside / "victim").read_bytes() == b"intact"
+    assert (dest / "data" / "lnk").is_dir() and not (dest / "data" / "lnk").is_symlink()
+
+
+# -- on the real engine --------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def web() -> Iterator[tuple[opskit.Ops, str]]:
+    """A running demo-web container in scope fixA, removed afterwards."""
+    try:
+        ops = opskit.connect(scope=SCOPE)
+    except opskit.EngineUnavailable as exc:
+        pytest.skip(f"no Docker engine: {exc}")
+    name = f"fixa-cp-{secrets.token_hex(3)}"
+    try:
+        ops.deploy(opskit.ServiceSpec(name=name, image="opskit/demo-web:latest",
+                                      labels={TEST_LABEL: SCOPE}), wait="running")
+        yield ops, name
+    finally:
+        api = ops.engine.api
+        for label in (f"{TEST_LABEL}={SCOPE}", f"io.opskit.scope={SCOPE}"):
+            for c in api.containers(all=True, filters={"label": [label]}):
+                with contextlib.suppress(Exception):
+                    api.remove_container(c["Id"], force=True, v=True)
+        ops.close()
+
+
+@pytest.mark.engine
+def test_busybox_bin_with_absolute_links_comes_out(web: tuple[opskit.Ops, str],
+                                                   tmp_path: Path) -> None:
+    ops, name = web
+    for _ in range(2):  # the second copy merges into the first
+        out = ops.copy_from(name, "/bin", tmp_path)
+        assert out == tmp_path / "bin"
+        assert os.readlink(out / "sh") == "/bin/busybox"
+        assert (out / "busybox").is_file() and not (out / "busybox").is_symlink()
+
+
+@pytest.mark.engine
+def test_a_folder_with_links_goes_in_and_out_unchanged(web: tuple[opskit.Ops, str],
+                                                      tmp_path: Path) -> None:
+    ops, name = web
+    tree = tmp_path / "tree"
+    (tree / "sub").mkdir(parents=True)
+    (tree / "a.txt").write_text("alpha\n")
+    (tree / "sub" / "b.txt").write_text("beta\n")
+    os.symlink("/www/index.html", tree / "abs")
+    os.symlink("a.txt", tree / "rel")
+    os.symlink("../a.txt", tree / "sub" / "up")
+    folder = f"/tmp/fixa-{secrets.token_hex(2)}"
+    ops.exec(name, ["mkdir", folder])
+    assert ops.copy_to(name, tree, folder) == f"{folder}/tree"
+    check = ops.exec(name, ["sh", "-c", f"cd {folder}/tree && for l in abs rel sub/up; do "
+                            "readlink $l; done && cat rel sub/up abs | head -2"])
+    assert check.stdout.splitlines()[:5] == ["/www/index.html", "a.txt", "../a.txt", "alpha",
+                                             "alpha"], check
+    back = tmp_path / "back"
+    back.mkdir()
+    out = ops.copy_from(name, f"{folder}/tree", back)
+    assert out == back / "tree"
+    assert os.readlink(out / "abs") == "/www/index.html"
+    assert os.readlink(out / "rel") == "a.txt" and (out / "rel").read_text() == "alpha\n"
+    assert os.readlink(out / "sub" / "up") == "../a.txt"
+    assert (out / "sub" / "b.txt").read_text() == "beta\n"
+
+
+@pytest.mark.engine
+def test_a_single_file_to_a_new_name_and_into_a_folder(web: tuple[opskit.Ops, str],
+                                                       tmp_path: Path) -> None:
+    ops, name = web
+    page = ops.copy_from(name, "/www/index.html", tmp_path / "page.html")
+    assert page == tmp_path / "page.html" and page.stat().st_size > 0
+    assert ops.copy_from(name, "/www/index.html", tmp_path) == tmp_path / "index.html"
+    contents = ops.copy_from(name, "/www/.", tmp_path / "www-contents")
+    assert sorted(p.name for p in contents.iterdir()) == ["health", "index.html"]
+
+    note = tmp_path / "note.txt"
+    note.write_text("hello\n")
+    assert ops.copy_to(name, note, "/tmp/renamed.txt") == "/tmp/renamed.txt"
+    assert ops.copy_to(name, note, "/www") == "/www/note.txt"
+    assert ops.copy_to(name, note, "/tmp/") == "/tmp/note.txt"
+    shown = ops.exec(name, ["cat", "/tmp/renamed.txt", "/www/note.txt", "/tmp/note.txt"])
+    assert shown.stdout == "hello\n" * 3
+
+
+@pytest.mark.engine
+def test_missing_paths_are_clear_errors(web: tuple[opskit.Ops, str], tmp_path: Path) -> None:
+    ops, name = web
+    with pytest.raises(opskit.CopyFailed) as caught:
+        ops.copy_from(name, "/nope/missing.txt", tmp_path)
+    assert caught.value.path == "/nope/missing.txt" and "/nope/missing.txt" in str(caught.value)
+    assert "no such file" in str(caught.value) and "ls -ld /nope/missing.txt" in str(caught.value)
+    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(opskit.CopyFailed) as caught:
+        ops.copy_to(name, tmp_path / "absent.txt", "/tmp/")
+    assert "absent.txt" in str(caught.value)
+    (tmp_path / "f.txt").write_text("x")
+    with pytest.raises(opskit.CopyFailed) as caught:
+        ops.copy_to(name, tmp_path / "f.txt", "/no/such/folder/f.txt")
+    assert "destination folder does not exist" in str(caught.value)
+    with pytest.raises(opskit.CopyFailed):
+        ops.copy_from(name, "/", tmp_path)
