@@ -9,10 +9,12 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from . import errors
+from .chaos import FAULTS
 
 __all__ = ["main"]
 
@@ -173,6 +175,64 @@ def cmd_network(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_watch(args: argparse.Namespace) -> int:
+    """``opskit watch --service web --policy policy.yaml``: runs until SIGTERM or Ctrl-C."""
+    import signal
+    import threading
+
+    from .policy import RecoveryPolicy
+
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(message)s")
+    policy = RecoveryPolicy.from_yaml(args.policy) if args.policy else RecoveryPolicy(
+        dry_run=args.dry_run)
+    if args.dry_run and not policy.dry_run:
+        policy = RecoveryPolicy.from_dict({**policy.to_dict(), "dry_run": True})
+    ops = _ops(args)
+    journal = ops.journal().start()
+    watchdog = ops.watch(args.service or None, policy=policy,
+                         relist_every=args.relist_every).start()
+    done = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: done.set())
+    try:
+        while not done.wait(args.status_every):
+            st = watchdog.status()
+            print(f"opskit watch: {len(st['watched'])} watched, {st['actions']} actions, "
+                  f"quarantined: {', '.join(st['quarantined']) or 'none'}, "
+                  f"journal {'connected' if st['journal'].get('connected') else 'DISCONNECTED'}",
+                  file=sys.stderr, flush=True)
+    finally:
+        watchdog.stop()
+        journal.stop()
+        print("opskit watch: stopped", file=sys.stderr, flush=True)
+    return 0
+
+
+def cmd_chaos(args: argparse.Namespace) -> int:
+    """``opskit chaos KIND TARGET``, ``opskit chaos residue [--undo]``."""
+    from .chaos import undo_residue
+
+    ops = _ops(args)
+    if args.kind == "residue":
+        for entry in ops.chaos_residue():
+            state = "still in place" if entry["still_in_place"] else "gone"
+            print(f"{entry['kind']}\t{entry['container']}\t{entry['state']}\t{state}")
+            if args.undo:
+                undo_residue(ops.engine, entry)
+                print(f"undone\t{entry['container']}")
+        return 0
+    if not args.target:
+        raise errors.InvalidTarget("", "is missing", hint="opskit chaos crash web")
+    fault = ops.chaos(args.kind, args.target, network=args.network)
+    print(f"{fault.kind}\t{fault.container}\t{fault.id}")
+    if args.undo_after is not None:
+        time.sleep(args.undo_after)
+        fault.undo()
+        print(f"undone\t{fault.container}")
+    return 0
+
+
 def cmd_lab(args: argparse.Namespace) -> int:
     from .lab import run_lab
 
@@ -186,7 +246,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-H", "--host", help="engine URL (default: DOCKER_HOST or the local "
                         "socket)")
     parser.add_argument("--scope", default="default", help="opskit scope to act in")
-    parser.add_argument("--timeout", type=float, default=10.0, help="seconds per engine call")
+    parser.add_argument("--timeout", type=float, default=20.0, help="seconds per engine call")
     parser.add_argument("-v", "--verbose", action="store_true", help="log to stderr")
     sub = parser.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
 
@@ -250,6 +310,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("dest")
     p.add_argument("--allow-foreign", action="store_true")
     p.set_defaults(func=cmd_cp)
+
+    p = sub.add_parser("watch", help="watch services and recover them (runs until SIGTERM)")
+    p.add_argument("--service", action="append", default=[], help="service to watch "
+                   "(repeatable; default: every opskit service of the scope)")
+    p.add_argument("--policy", default=None, help="a YAML RecoveryPolicy")
+    p.add_argument("--dry-run", action="store_true", help="decide and record, never act")
+    p.add_argument("--relist-every", type=float, default=5.0)
+    p.add_argument("--status-every", type=float, default=10.0)
+    p.set_defaults(func=cmd_watch)
+
+    p = sub.add_parser("chaos", help="inject a fault into an opskit container, or list residue")
+    p.add_argument("kind", choices=[*FAULTS, "residue"])
+    p.add_argument("target", nargs="?", default="")
+    p.add_argument("--network", default=None, help="for disconnect")
+    p.add_argument("--undo-after", type=float, default=None, metavar="SECONDS")
+    p.add_argument("--undo", action="store_true", help="with residue: undo what is left")
+    p.set_defaults(func=cmd_chaos)
 
     p = sub.add_parser("network", help="networks: ls, create, connect, disconnect, rm")
     nsub = p.add_subparsers(dest="net_cmd", required=True)

@@ -86,7 +86,7 @@ class AppendLog:
                 self._fh = None
 
 
-def atomic_write(path: str | os.PathLike[str], write: Callable[[IO[bytes]], None], *,
+def atomic_write(path: str | os.PathLike[str], write: Callable[[IO[bytes]], object], *,
                  max_bytes: int | None = None) -> Path:
     """Write a file atomically: ``write(fh)`` fills a temporary file, which is fsync'd and
     renamed over ``path``.

@@ -22,7 +22,7 @@ from . import errors
 log = logging.getLogger("opskit")
 
 DEFAULT_URL = "unix:///var/run/docker.sock"
-DEFAULT_TIMEOUT = 10.0
+DEFAULT_TIMEOUT = 20.0
 POOL_SIZE = 64
 
 __all__ = ["DEFAULT_URL", "Engine", "display_url", "open_engine", "state_dir"]

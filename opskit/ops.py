@@ -181,6 +181,27 @@ class Ops:
         return logs.read_logs(self.engine, target, since=since, until=until, tail=tail,
                               grep=grep)
 
+    def diagnose(self, target: str, **kw: Any) -> list[Any]:
+        """Every detection rule and check on a service or container, most severe first; see
+        :func:`opskit.diagnose.diagnose`."""
+        from .diagnose import diagnose
+
+        return diagnose(self.engine, target, actions=self.action_journal, **kw)
+
+    def watch(self, services: Sequence[str] | None = None, *, policy: Any = None,
+              **kw: Any) -> Any:
+        """A watchdog over services (not started): ``wd.start()``, ``wd.stop()``,
+        ``wd.findings()``, ``wd.actions()``; see :class:`opskit.watchdog.Watchdog`.
+
+        Its actions go to this connection's action journal, and it reads this connection's
+        event journal when one runs.
+        """
+        from .watchdog import Watchdog
+
+        journal = self._journal if self._journal is not None and self._journal.running else None
+        return Watchdog(self.engine, services=services, policy=policy, journal=journal,
+                        actions=self.action_journal, **kw)
+
     def chaos(self, kind: str, target: str, *, network: str | None = None) -> chaos.Fault:
         """Inject a fault into one of opskit's containers; ``fault.undo()`` puts it back.
 

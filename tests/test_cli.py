@@ -13,7 +13,7 @@ from conftest import SESSION, TEST_LABEL, foreign_container, unique
 from opskit.cli import LIFECYCLE, build_parser
 
 SUBCOMMANDS = ["lab", "demo", "build", "deploy", "teardown", "ps", *LIFECYCLE, "exec", "cp",
-               "network"]
+               "network", "watch", "chaos"]
 
 
 def run(*args: str, scope: str = "", check: bool = False) -> subprocess.CompletedProcess[str]:

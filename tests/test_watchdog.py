@@ -1,0 +1,237 @@
+"""The watchdog on the real engine: RELIABILITY rows 3, 4, 5 and 12, intentional stops, the
+engine's own restarts, and a watchdog killed in the middle of a recovery.
+
+What the engine did is read from an independent observer, not from opskit's own records.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from conftest import SESSION, TEST_LABEL, unique
+
+import opskit
+from opskit.actions import ActionJournal, read_actions
+from opskit.journal import EventJournal
+from opskit.policy import RecoveryPolicy
+from opskit.watchdog import Watchdog
+
+pytestmark = pytest.mark.engine
+
+HEALTH = {"test": ["CMD", "wget", "-q", "-O-", "http://127.0.0.1:8080/health"],
+          "interval": 0.5, "timeout": 1, "retries": 1}
+
+
+def web(ops: opskit.Ops, name: str, **kw: Any) -> str:
+    spec = opskit.ServiceSpec(name=name, image="opskit/demo-web:latest", healthcheck=HEALTH,
+                              labels={TEST_LABEL: SESSION}, **kw)
+    return ops.deploy(spec, wait="healthy", timeout=20).ids[0]
+
+
+def until(check: Callable[[], Any], timeout: float = 20.0, what: str = "") -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what or check}")
+
+
+@pytest.fixture
+def watchdog(clean: opskit.Ops, tmp_path: Any) -> Iterator[Callable[..., Any]]:
+    """Start watchdogs on their own journals; stop them all after the test."""
+    started: list[Any] = []
+
+    def make(services: list[str], **kw: Any) -> Any:
+        journal = EventJournal(clean.engine, tmp_path / f"j{len(started)}.jsonl").start()
+        journal.wait_connected(10)
+        wd = Watchdog(clean.engine, services=services, journal=journal,
+                                      actions=clean.action_journal, **kw).start()
+        started.append((wd, journal))
+        return wd
+
+    yield make
+    for wd, journal in started:
+        wd.stop()
+        journal.stop()
+
+
+def results(wd: Any) -> list[tuple[str, str]]:
+    frame = wd.actions()
+    return [(str(a), str(r)) for a, r in zip(frame["action"], frame["result"], strict=True)]
+
+
+def test_crash_is_recovered_once_and_recorded(clean, demo, observer, watchdog) -> None:
+    ops, name = clean, unique("crash")
+    cid = web(ops, name)
+    wd = watchdog([name], policy=RecoveryPolicy(max_attempts=3, window="1m"))
+    ops.chaos("crash", name)
+    until(lambda: ("restart", "ok") in results(wd), what="a recorded recovery")
+    assert ops.inspect(cid).state == "running" and ops.inspect(cid).health == "healthy"
+    assert observer.count("restart", cid) == 1, "exactly one restart request"
+    row = wd.actions().iloc[-1]
+    assert row["reason"] == "exited_nonzero" and row["container_id"] == cid
+    assert 0 < row["details"]["time_to_recover_s"] < 10
+    evidence = row["details"]["evidence"]
+    assert evidence and os.path.exists(evidence), "evidence written before acting"
+
+
+def test_unhealthy_is_restarted(clean, demo, observer, watchdog) -> None:
+    ops, name = clean, unique("sick")
+    cid = web(ops, name)
+    wd = watchdog([name], policy=RecoveryPolicy(verify_timeout=3))
+    ops.exec(name, ["make-unhealthy"])
+    until(lambda: ("restart", "ok") in results(wd) or ("restart", "failed") in results(wd),
+          what="an action on the unhealthy container")
+    assert observer.count("restart", cid) >= 1
+    assert wd.actions().iloc[0]["reason"] == "unhealthy"
+
+
+def test_intentional_stops_and_pauses_are_left_alone(clean, demo, observer, watchdog) -> None:
+    ops, stopped, paused = clean, unique("stopped"), unique("paused")
+    sid, pid = web(ops, stopped), web(ops, paused)
+    watchdog([stopped, paused])
+    starts = observer.count("start", sid)
+    ops.stop(stopped, timeout=1)
+    ops.pause(paused)
+    time.sleep(3)
+    assert observer.count("start", sid) == starts and observer.count("restart", sid) == 0
+    assert observer.count("unpause", pid) == 0 and observer.count("restart", pid) == 0
+    assert ops.inspect(sid).state == "exited" and ops.inspect(pid).state == "paused"
+    ops.unpause(paused)
+
+
+def test_engine_restart_policy_is_not_fought(clean, demo, observer, watchdog) -> None:
+    ops, name = clean, unique("policy")
+    dep = ops.deploy(opskit.ServiceSpec(name=name, image="opskit/demo-crash:latest",
+                                        env={"CRASH_AFTER": "1.5", "CRASH_CODE": "3"},
+                                        restart="on-failure:3", labels={TEST_LABEL: SESSION}),
+                     wait="running")
+    wd = watchdog([name])
+    until(lambda: observer.count("die", dep.ids[0]) >= 3, timeout=30, what="three crashes")
+    time.sleep(1)
+    assert observer.count("restart", dep.ids[0]) == 0, "opskit never restarted it itself"
+    assert ("restart", "ok") not in results(wd) and ("restart", "failed") not in results(wd)
+
+
+def test_crash_loop_ends_in_quarantine_after_the_budget(clean, demo, observer, watchdog) -> None:
+    """RELIABILITY row 3."""
+    ops, name = clean, unique("loop")
+    dep = ops.deploy(opskit.ServiceSpec(name=name, image="opskit/demo-crash:latest",
+                                        env={"CRASH_AFTER": "0.3", "CRASH_CODE": "2"},
+                                        labels={TEST_LABEL: SESSION}), wait=None)
+    wd = watchdog([name], policy=RecoveryPolicy(max_attempts=4, window="5m",
+                                                 backoff_initial=0.5, backoff_factor=2,
+                                                 jitter=0, verify_timeout=3))
+    until(lambda: name in wd.status()["quarantined"], timeout=60, what="quarantine")
+    acted = wd.actions()
+    restarts = acted[(acted["action"].astype(str) == "restart")
+                     & acted["result"].astype(str).isin(["ok", "failed"])]
+    budget = -(-4 // 2) if set(restarts["reason"].astype(str)) == {"crash_loop"} else 4
+    assert len(restarts) <= 4 and observer.count("restart", dep.ids[0]) == len(restarts)
+    assert len(restarts) >= budget - 1
+    gaps = restarts["ts"].diff().dt.total_seconds().dropna().tolist()
+    assert all(b >= a * 0.9 for a, b in itertools.pairwise(gaps)), gaps
+    time.sleep(3)
+    assert observer.count("restart", dep.ids[0]) == len(restarts), "no action in quarantine"
+    assert "quarantined" in {result for _, result in results(wd)}
+    assert wd.acknowledge(name) == [name]
+
+
+def test_oom_kill_is_classified_with_its_limit(clean, demo, watchdog) -> None:
+    """RELIABILITY row 4."""
+    ops, name = clean, unique("oom")
+    ops.deploy(opskit.ServiceSpec(name=name, image="opskit/demo-hog:latest", memory="16m",
+                                  labels={TEST_LABEL: SESSION}), wait=None)
+    wd = watchdog([name], policy=RecoveryPolicy(max_attempts=2, window="5m", verify_timeout=3,
+                                                 jitter=0, backoff_initial=0.5))
+    found = until(lambda: [f for f in wd.findings() if f.kind == "oom_killed"]
+                  or [f for f in ops.diagnose(name) if f.kind == "oom_killed"], timeout=30,
+                  what="an OOM finding")
+    assert found[0].evidence.get("memory_limit") == 16 * 1024 * 1024
+    until(lambda: name in wd.status()["quarantined"], timeout=60, what="bounded retries")
+
+
+def test_flapping_is_one_incident_with_a_flap_count(clean, demo) -> None:
+    """RELIABILITY row 5: hysteresis; one incident, not N."""
+    ops, name = clean, unique("flap")
+    ops.deploy(opskit.ServiceSpec(name=name, image="opskit/demo-flap:latest",
+                                  env={"FLAP_PERIOD": "1.5"}, labels={TEST_LABEL: SESSION}),
+               wait="healthy", timeout=20)
+    seen: set[str] = set()
+    deadline = time.monotonic() + 9
+    flaps = 0
+    while time.monotonic() < deadline:
+        for f in ops.diagnose(name, since=30):
+            if f.kind == "unhealthy":
+                seen.add(f.key)
+                flaps = max(flaps, int(f.evidence.get("flaps", 0)))
+        time.sleep(0.5)
+    assert len(seen) == 1, seen
+    assert flaps >= 2
+
+
+def test_two_watchdogs_act_once_per_incident(clean, demo, observer, watchdog) -> None:
+    """RELIABILITY row 12."""
+    ops, name = clean, unique("twice")
+    cid = web(ops, name)
+    first, second = watchdog([name]), watchdog([name])
+    ops.chaos("crash", name)
+    until(lambda: ("restart", "ok") in results(first) + results(second)
+          and ("restart", "handled-by-peer") in results(first) + results(second),
+          what="one recovery and one peer note")
+    both = results(first) + results(second)
+    assert ("restart", "ok") in both and ("restart", "handled-by-peer") in both, both
+    time.sleep(1)
+    assert observer.count("restart", cid) == 1
+
+
+def test_watchdog_killed_mid_recovery_leaves_one_record_per_action(clean, demo,
+                                                                   tmp_path) -> None:
+    ops, name = clean, unique("sigkill")
+    web(ops, name)
+    actions_path = tmp_path / "actions.jsonl"
+    script = textwrap.dedent(f"""
+        import time, opskit
+        from opskit.actions import ActionJournal
+        from opskit.policy import RecoveryPolicy
+        from opskit.watchdog import Watchdog
+        ops = opskit.connect(scope={ops.engine.scope!r})
+        wd = Watchdog(ops.engine, services=[{name!r}],
+                      actions=ActionJournal({str(actions_path)!r}),
+                      policy=RecoveryPolicy(verify_timeout=60)).start()
+        time.sleep(120)
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", script], env=os.environ.copy())
+    try:
+        time.sleep(3)
+        ops.exec(name, ["make-unhealthy"])  # survives a restart: verification will wait
+        until(lambda: actions_path.exists() and '"phase":"started"' in actions_path.read_text(),
+              timeout=30, what="a started recovery")
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    frame = read_actions(actions_path)
+    assert list(frame["result"].astype(str)) == ["interrupted"]
+    again = Watchdog(ops.engine, services=[name], actions=ActionJournal(actions_path),
+                     policy=RecoveryPolicy(verify_timeout=5)).start()
+    try:
+        until(lambda: len(read_actions(actions_path)) == 2 and
+              str(read_actions(actions_path)["result"].iloc[-1]) in ("ok", "failed"),
+              timeout=40, what="the restarted watchdog's own record")
+    finally:
+        again.stop()
+    frame = read_actions(actions_path)
+    assert frame["id"].is_unique and str(frame["result"].iloc[0]) == "interrupted"
