@@ -42,6 +42,23 @@ __version__ = "0.1.0"
 
 logging.getLogger("opskit").addHandler(logging.NullHandler())
 
+# Submodules and names reached as ``opskit.figures``, ``opskit.RecoveryPolicy``...: imported on
+# first use, so ``import opskit`` stays light (no pandas, plotly or ipywidgets).
+_LAZY_MODULES = {"figures", "metrics", "statsframe", "policy", "rules", "widgets", "chaos",
+                 "watchdog", "bundle", "replay", "events", "journal", "redact", "diagnose"}
+_LAZY_NAMES = {"RecoveryPolicy": "policy", "RuleConfig": "rules", "Watchdog": "watchdog",
+               "open_bundle": "bundle"}
+
+
+def __getattr__(name: str) -> object:
+    import importlib
+
+    if name in _LAZY_MODULES:
+        return importlib.import_module(f".{name}", __name__)
+    if name in _LAZY_NAMES:
+        return getattr(importlib.import_module(f".{_LAZY_NAMES[name]}", __name__), name)
+    raise AttributeError(f"module 'opskit' has no attribute {name!r}")
+
 __all__ = [
     "ActionFailed",
     "BuildContext",

@@ -233,6 +233,42 @@ def cmd_chaos(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_run_runbook(args: argparse.Namespace) -> int:
+    """``opskit run-runbook NOTEBOOK -p name value``: papermill, the executed copy kept."""
+    from datetime import UTC, datetime
+    from pathlib import Path
+
+    import papermill
+
+    source = Path(args.notebook)
+    if not source.is_file():
+        raise errors.InvalidTarget(str(source), "is not a notebook file",
+                                   hint="give the path of an .ipynb, e.g. "
+                                   "notebooks/05-recovery-runbook.ipynb")
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    output = Path(args.output or Path(args.runs) / f"{source.stem}-{stamp}.ipynb")
+    output.parent.mkdir(parents=True, exist_ok=True)
+    params = {name: _literal(value) for name, value in args.parameter}
+    try:
+        papermill.execute_notebook(str(source), str(output), parameters=params,
+                                   cwd=str(source.parent), progress_bar=False)
+    except papermill.PapermillExecutionError as exc:
+        print(f"opskit: runbook failed in cell {exc.exec_count}: {exc.ename}: {exc.evalue}; "
+              f"the executed copy is {output}", file=sys.stderr)
+        return 1
+    print(output)
+    return 0
+
+
+def _literal(text: str) -> Any:
+    import ast
+
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+
+
 def cmd_lab(args: argparse.Namespace) -> int:
     from .lab import run_lab
 
@@ -327,6 +363,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--undo-after", type=float, default=None, metavar="SECONDS")
     p.add_argument("--undo", action="store_true", help="with residue: undo what is left")
     p.set_defaults(func=cmd_chaos)
+
+    p = sub.add_parser("run-runbook", help="run a notebook headless with papermill, keeping "
+                       "the executed copy as the record")
+    p.add_argument("notebook")
+    p.add_argument("-p", "--parameter", nargs=2, action="append", default=[],
+                   metavar=("NAME", "VALUE"))
+    p.add_argument("--runs", default="runs", help="folder for executed copies")
+    p.add_argument("-o", "--output", default=None)
+    p.set_defaults(func=cmd_run_runbook)
 
     p = sub.add_parser("network", help="networks: ls, create, connect, disconnect, rm")
     nsub = p.add_subparsers(dest="net_cmd", required=True)

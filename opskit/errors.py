@@ -81,6 +81,10 @@ class OpsKitError(Exception):
             return f"{self.message} Hint: {self.hint}"
         return self.message
 
+    def _render_traceback_(self) -> list[str]:
+        """How IPython shows the error in a notebook: the message, not a traceback."""
+        return [f"{type(self).__name__}: {self}"]
+
 
 class EngineUnavailable(OpsKitError, ConnectionError):
     """The Docker engine at ``host`` did not answer (down, unreachable, or too slow)."""
@@ -92,7 +96,8 @@ class EngineUnavailable(OpsKitError, ConnectionError):
             f"Docker engine at {host} is unavailable: {reason}.",
             hint=hint
             or "start the engine (`make engine`, or `setsid dockerd &` as root) or point "
-            "DOCKER_HOST / opskit.connect(url) at one that runs.",
+            "DOCKER_HOST / opskit.connect(url) at one that runs; without an engine, "
+            "notebooks/06-incident-analysis.ipynb works on a recorded incident.",
         )
 
 

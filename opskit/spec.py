@@ -220,6 +220,14 @@ class ServiceSpec:
             data = yaml.safe_load(text)
         except yaml.YAMLError as exc:
             raise InvalidSpec("spec", f"{origin} is not valid YAML: {exc}") from None
+        build = data.get("build") if isinstance(data, dict) else None
+        if origin != "YAML text" and build is not None:
+            # a relative build context is relative to the YAML file, as in docker compose
+            context = build if isinstance(build, str) else (build or {}).get("context")
+            if isinstance(context, str) and not Path(context).is_absolute():
+                context = str(Path(origin).resolve().parent / context)
+                data["build"] = context if isinstance(build, str) else {**build,
+                                                                      "context": context}
         return cls.from_dict(data)
 
     def to_dict(self) -> dict[str, Any]:

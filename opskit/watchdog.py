@@ -188,6 +188,22 @@ class Watchdog:
                 "quarantined": quarantined, **self.counters,
                 "journal": self._journal.status() if self._journal else {}}
 
+    def wait_for_action(self, *, timeout: float = 30.0, result: str | None = None) -> Any:
+        """Block until this watchdog journals a finished action (optionally with ``result``);
+        return its row, or None after ``timeout`` seconds. For runbooks: inject, then wait."""
+        seen = len(self.actions())
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            frame = self.actions()
+            fresh = frame.iloc[seen:]
+            fresh = fresh[fresh["result"].astype(str) != "interrupted"]  # still under way
+            if result is not None:
+                fresh = fresh[fresh["result"].astype(str) == result]
+            if len(fresh):
+                return fresh.iloc[0]
+            time.sleep(0.1)
+        return None
+
     def acknowledge(self, target: str) -> list[str]:
         """Lift the quarantine of a container or every replica of a service (a person's call)."""
         now, done = datetime.now(UTC), []

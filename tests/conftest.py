@@ -43,6 +43,10 @@ def ops() -> Iterator[Any]:
     ops = _engine_or_skip()
     yield ops
     _sweep(ops)
+    api = ops.engine.api  # what notebooks run by nbval left, if one failed midway
+    for c in api.containers(all=True, filters={"label": ["io.opskit.scope=notebooks"]}):
+        with contextlib.suppress(Exception):
+            api.remove_container(c["Id"], force=True, v=True)
     ops.close()
 
 
