@@ -29,4 +29,5 @@ lint: $(STAMP)
 
 test: $(STAMP) lint
 	bash scripts/engine.sh
+	bash scripts/browser.sh
 	OPSKIT_REQUIRE_ENGINE=1 $(BIN)/pytest
