@@ -1,0 +1,105 @@
+"""ChaosPanel: inject a fault into one of opskit's containers, undo it, and, with a watchdog,
+read how long detection and recovery took.
+
+Injection is ``ops.chaos(kind, target)``, journaled by the library; undo is the returned
+fault's ``undo()``. Times come from :func:`opskit.metrics.recovery_times` of the watchdog's
+journal rows.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import ipywidgets as widgets
+
+from ..chaos import FAULTS
+from ..metrics import recovery_times
+from .base import View
+from .tables import frame_table
+
+__all__ = ["TIME_COLUMNS", "ChaosPanel"]
+
+TIME_COLUMNS = ("ts", "container", "reason", "result", "attempt", "time_to_detect_s",
+                "time_to_recover_s")
+
+
+class ChaosPanel(View):
+    """Fault injection with undo.
+
+    Args:
+        ops: the connection.
+        watchdog: a watchdog whose detection and recovery times to show.
+
+    Attributes:
+        kind: the fault ``Dropdown`` (:data:`opskit.chaos.FAULTS`); target: the container
+            ``Dropdown`` (opskit's containers).
+        inject_button, undo_button, refresh_button: the buttons.
+        faults: the faults injected from this panel, newest last.
+        times: the ``HTML`` table of detection and recovery times.
+    """
+
+    def __init__(self, ops: Any, watchdog: Any = None) -> None:
+        super().__init__()
+        self.ops = ops
+        self.watchdog = watchdog
+        self.faults: list[Any] = []
+        self.kind = widgets.Dropdown(description="fault", options=FAULTS, value=FAULTS[0])
+        self.target = widgets.Dropdown(description="target", options=[])
+        self.inject_button = widgets.Button(description="inject", icon="bolt",
+                                            button_style="danger")
+        self.undo_button = widgets.Button(description="undo", icon="undo", disabled=True)
+        self.refresh_button = widgets.Button(description="refresh", icon="refresh")
+        self.times = widgets.HTML()
+        self.buttons = [self.inject_button, self.undo_button, self.refresh_button]
+        self.inject_button.on_click(self.guard(self.inject))
+        self.undo_button.on_click(self.guard(self.undo))
+        self.refresh_button.on_click(self.guard(self.refresh))
+        parts = [widgets.HBox([self.kind, self.target, self.refresh_button]),
+                 widgets.HBox([self.inject_button, self.undo_button]), self.status,
+                 self.output]
+        if watchdog is not None:
+            parts += [widgets.HTML("<b>Time to detect and to recover (s)</b>"), self.times]
+        self.box = widgets.VBox(parts)
+        self.guard(self.refresh)()
+
+    @property
+    def active(self) -> list[Any]:
+        """The faults injected here and not undone yet."""
+        return [f for f in self.faults if not f.undone]
+
+    def refresh(self) -> None:
+        """Re-read opskit's containers (the targets) and the recovery times."""
+        frame = self.ops.containers()
+        names = [str(n) for n in frame[frame["managed"]]["name"]]
+        if list(self.target.options) != names:
+            current = self.target.value
+            self.target.options = names
+            self.target.value = current if current in names else (names[0] if names else None)
+        if self.watchdog is not None:
+            self.times.value = frame_table(recovery_times(self.watchdog.actions()),
+                                           TIME_COLUMNS, empty="no recovery yet", limit=10)
+        self.undo_button.disabled = not self.active
+
+    def inject(self) -> None:
+        """``ops.chaos(kind, target)``."""
+        target = self.target.value
+        if not target:
+            self.messages.error("No target: deploy a service with opskit first.")
+            return
+        with self.busy(f"injecting {self.kind.value} into {target}..."):
+            fault = self.ops.chaos(self.kind.value, target)
+        self.faults.append(fault)
+        self.messages.ok(f"Injected {fault.kind} into {fault.container} (fault {fault.id}).")
+        self.refresh()
+
+    def undo(self) -> None:
+        """Undo the newest fault still in place."""
+        active = self.active
+        if not active:
+            self.messages.info("Nothing to undo.")
+            return
+        fault = active[-1]
+        with self.busy(f"undoing {fault.kind} on {fault.container}..."):
+            fault.undo()
+        self.messages.ok(f"Undid {fault.kind} on {fault.container} (fault {fault.id}).")
+        self.refresh()
