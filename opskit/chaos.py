@@ -211,8 +211,13 @@ def residue(engine: Engine) -> list[dict[str, Any]]:
     for item in open_faults.values():
         try:
             data = engine.api.inspect_container(item["container_id"])
-        except Exception:
-            continue  # the container is gone: nothing left to undo
+        except Exception as exc:
+            import docker.errors
+
+            if isinstance(exc, docker.errors.NotFound):
+                continue  # the container is gone: nothing left to undo
+            raise errors.translate(exc, "inspect for the chaos residue", host=engine.host,
+                                   kind="container") from exc
         state = (data.get("State") or {}).get("Status", "")
         nets = ((data.get("NetworkSettings") or {}).get("Networks") or {})
         still = {"pause": state == "paused", "stop": state == "exited",
