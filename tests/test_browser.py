@@ -92,7 +92,6 @@ def test_restart_from_the_board_in_a_real_browser(lab: str, demo, observer) -> N
                 "?.kernel?.status === 'idle'", timeout=90_000)
             select = page.locator(".widget-select-multiple select").first
             for _ in range(4):  # run-all acts on the current notebook: retry until it ran
-                page.locator(".jp-Notebook").first.click()
                 page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
                 try:
                     select.wait_for(state="visible", timeout=20_000)
