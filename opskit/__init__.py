@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 
+from .bundle import open_bundle
 from .errors import (
     ActionFailed,
     BuildFailed,
@@ -24,6 +25,7 @@ from .errors import (
     EngineUnavailable,
     ImageNotFound,
     InsecureEngine,
+    InvalidBundle,
     InvalidSpec,
     InvalidTarget,
     NameConflict,
@@ -46,8 +48,7 @@ logging.getLogger("opskit").addHandler(logging.NullHandler())
 # first use, so ``import opskit`` stays light (no pandas, plotly or ipywidgets).
 _LAZY_MODULES = {"figures", "metrics", "statsframe", "policy", "rules", "widgets", "chaos",
                  "watchdog", "bundle", "replay", "events", "journal", "redact", "diagnose"}
-_LAZY_NAMES = {"RecoveryPolicy": "policy", "RuleConfig": "rules", "Watchdog": "watchdog",
-               "open_bundle": "bundle"}
+_LAZY_NAMES = {"RecoveryPolicy": "policy", "RuleConfig": "rules", "Watchdog": "watchdog"}
 
 
 def __getattr__(name: str) -> object:
@@ -72,6 +73,7 @@ __all__ = [
     "Healthcheck",
     "ImageNotFound",
     "InsecureEngine",
+    "InvalidBundle",
     "InvalidSpec",
     "InvalidTarget",
     "NameConflict",
@@ -86,4 +88,5 @@ __all__ = [
     "WaitTimeout",
     "__version__",
     "connect",
+    "open_bundle",
 ]

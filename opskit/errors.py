@@ -24,6 +24,7 @@ says what was seen and ends with a hint.
     ├── ActionFailed                          a bulk action failed on some containers
     ├── CopyFailed                            docker cp failed (missing path, unsafe archive)
     ├── StorageError (OSError)                a journal or bundle could not be written
+    ├── InvalidBundle (ValueError)            a file is not an incident bundle opskit can read
     └── EngineError                           any other engine refusal, its message passed through
 
 Engine exceptions from docker-py are translated in one place, :func:`translate`, always with
@@ -47,6 +48,7 @@ __all__ = [
     "EngineUnavailable",
     "ImageNotFound",
     "InsecureEngine",
+    "InvalidBundle",
     "InvalidSpec",
     "InvalidTarget",
     "NameConflict",
@@ -365,6 +367,17 @@ class StorageError(OpsKitError, OSError):
                 if too_big else "free disk space or choose another path; the previous file, "
                 "if any, is intact.")
         super().__init__(f"Could not write {path}: {reason}.", hint=hint)
+
+
+class InvalidBundle(OpsKitError, ValueError):
+    """A file could not be opened as an incident bundle (missing, damaged, another format)."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        self.path = path
+        self.reason = reason
+        super().__init__(f"Cannot open {path} as an opskit incident bundle: {reason}.",
+                         hint="give the path of a .opsb file written by ops.record() (an "
+                         "interrupted write leaves no file, never a partial one).")
 
 
 class EngineError(OpsKitError):

@@ -9,6 +9,7 @@ sample if a collector is running. Everything is redacted (:mod:`opskit.redact`) 
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -27,7 +28,7 @@ from .redact import redact_text
 
 log = logging.getLogger("opskit")
 
-__all__ = ["Evidence", "capture_evidence", "incidents_dir"]
+__all__ = ["Evidence", "capture_evidence", "incidents_dir", "write_evidence"]
 
 LOG_LINES = 50
 
@@ -95,10 +96,17 @@ def capture_evidence(engine: Engine, finding: Finding, *, events: Sequence[Event
     evidence = Evidence(finding=finding, captured_at=time.time(), inspect=attrs, health=health,
                         logs=_last_logs(engine, finding.container_id), events=recent,
                         stats=dict(stats) if stats else None)
-    if not write:
-        return evidence
-    digest = hashlib.sha256(finding.key.encode()).hexdigest()[:16]
-    path = incidents_dir() / f"{finding.container}-{digest}.json"
+    return write_evidence(evidence) if write else evidence
+
+
+def write_evidence(evidence: Evidence) -> Evidence:
+    """Write captured evidence to ``incidents_dir()`` atomically; return it with its path.
+
+    Raises:
+        StorageError: the disk is full or the folder not writable; nothing partial is left.
+    """
+    digest = hashlib.sha256(evidence.finding.key.encode()).hexdigest()[:16]
+    path = incidents_dir() / f"{evidence.finding.container}-{digest}.json"
     blob = json.dumps(evidence.to_dict(), default=str, indent=1).encode()
     atomic_write(path, lambda fh: fh.write(blob))
-    return Evidence(**{**evidence.__dict__, "path": path})
+    return dataclasses.replace(evidence, path=path)

@@ -213,6 +213,15 @@ class Ops:
         """Faults whose injector died before undoing them; see :func:`opskit.chaos.residue`."""
         return chaos.residue(self.engine)
 
+    def record(self, name: str, services: Sequence[str] | None = None, since: Any = "30m",
+               until: Any = None, **kw: Any) -> Any:
+        """Record an incident into one bundle file (``NAME.opsb``) and open it; see
+        :func:`opskit.bundle.record` (``around=``, ``collector=``, ``watchdog=``,
+        ``max_bytes=``, ...)."""
+        from .bundle import record
+
+        return record(self, name, services, since, until, **kw)
+
     def actions(self) -> Any:
         """The action journal (manual and automatic actions) as a DataFrame."""
         return self.action_journal.frame()

@@ -21,7 +21,7 @@ from . import errors
 from .actions import ActionJournal
 from .engine import Engine
 from .event_records import Event
-from .evidence import capture_evidence
+from .evidence import capture_evidence, write_evidence
 from .findings import Finding
 from .lease import acquire_lease
 from .policy import RecoveryPolicy
@@ -58,7 +58,7 @@ def recover(engine: Engine, finding: Finding, *, policy: RecoveryPolicy,
         return None
     evidence = capture_evidence(engine, finding, events=events, write=False)
     try:
-        evidence = capture_evidence(engine, finding, events=events)
+        evidence = write_evidence(evidence)
     except errors.StorageError as exc:  # act anyway: the failure outranks its paperwork
         log.warning("evidence for %s not written: %s", name, exc.message)
     evidence_path = str(evidence.path or "")
