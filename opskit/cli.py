@@ -233,6 +233,14 @@ def cmd_chaos(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_record(args: argparse.Namespace) -> int:
+    """``opskit record NAME --service web --since 30m``: write an incident bundle."""
+    bundle = _ops(args).record(args.name, args.service or None, args.since, args.until,
+                               path=args.output)
+    print(bundle.path)
+    return 0
+
+
 def cmd_run_runbook(args: argparse.Namespace) -> int:
     """``opskit run-runbook NOTEBOOK -p name value``: papermill, the executed copy kept."""
     from datetime import UTC, datetime
@@ -363,6 +371,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--undo-after", type=float, default=None, metavar="SECONDS")
     p.add_argument("--undo", action="store_true", help="with residue: undo what is left")
     p.set_defaults(func=cmd_chaos)
+
+    p = sub.add_parser("record", help="record an incident bundle (NAME.opsb), safe to share")
+    p.add_argument("name")
+    p.add_argument("--service", action="append", default=[], help="repeatable; default: all")
+    p.add_argument("--since", default="30m")
+    p.add_argument("--until", default=None)
+    p.add_argument("-o", "--output", default=None, help="bundle path (default NAME.opsb)")
+    p.set_defaults(func=cmd_record)
 
     p = sub.add_parser("run-runbook", help="run a notebook headless with papermill, keeping "
                        "the executed copy as the record")

@@ -78,13 +78,16 @@ class Watchdog:
         actions: the action journal to write.
         relist_every: seconds between re-lists.
         act_on_existing: also act on failures that began before the watchdog started.
+        record_bundles: after each recovery, record an incident bundle around the finding into
+            ``state_dir()/incidents/`` (on a thread of its own: recovery never waits for it).
     """
 
     def __init__(self, engine: Engine, *, services: Sequence[str] | None = None,
                  policy: RecoveryPolicy | Mapping[str, RecoveryPolicy] | None = None,
                  rules: RuleConfig | None = None, specs: Mapping[str, ServiceSpec] | None = None,
                  journal: EventJournal | None = None, actions: ActionJournal | None = None,
-                 relist_every: float = 5.0, act_on_existing: bool = False) -> None:
+                 relist_every: float = 5.0, act_on_existing: bool = False,
+                 record_bundles: bool = True) -> None:
         self.engine = engine
         self.services = set(services or [])
         self._policies = policy if isinstance(policy, Mapping) else {}
@@ -96,6 +99,9 @@ class Watchdog:
         self.actions_journal = actions or ActionJournal(host=engine.host)
         self.relist_every = relist_every
         self.act_on_existing = act_on_existing
+        self.record_bundles = record_bundles
+        self._recorder: ThreadPoolExecutor | None = None
+        self.bundles: list[str] = []
         self.actor = f"watchdog:{uuid.uuid4().hex[:6]}@{default_actor()}"
         self._tracked: dict[str, _Tracked] = {}
         self._health = HealthHistory()
@@ -128,6 +134,7 @@ class Watchdog:
         self.started_at = datetime.now(UTC)
         self._stop.clear()
         self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="opskit-recover")
+        self._recorder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="opskit-record")
         self._safe(self._resume_interrupted)
         self.relist()
         for target, name in ((self._event_loop, "events"), (self._relist_loop, "relist")):
@@ -149,6 +156,9 @@ class Watchdog:
         if self._pool is not None:
             self._pool.shutdown(wait=True)
             self._pool = None
+        if self._recorder is not None:
+            self._recorder.shutdown(wait=True, cancel_futures=True)
+            self._recorder = None
         if self._owns_journal and self._journal is not None:
             self._journal.stop()
 
@@ -439,6 +449,23 @@ class Watchdog:
         self._pool.submit(self._act, tracked, finding, decision.delay, decision.attempt,
                           time.time())
 
+    def _record_bundle(self, finding: Finding) -> None:
+        """Record an incident bundle around a finding acted on (best effort, logged)."""
+        from .bundle import record
+        from .evidence import incidents_dir
+        from .ops import Ops
+
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+        name = f"{finding.container}-{finding.kind}-{stamp}"
+        try:
+            bundle = record(Ops(self.engine, journal=self.actions_journal), name,
+                            [finding.service] if finding.service else None, around=finding,
+                            path=incidents_dir() / f"{name}.opsb", watchdog=self)
+        except Exception as exc:
+            log.warning("incident bundle for %s not recorded: %s", finding.container, exc)
+            return
+        self.bundles.append(str(bundle.path))
+
     def _act(self, tracked: _Tracked, finding: Finding, delay: float, attempt: int,
              detected_at: float) -> None:
         try:
@@ -449,6 +476,8 @@ class Watchdog:
                          actor=self.actor, events=list(tracked.events),
                          spec=self.specs.get(finding.service), attempt=attempt,
                          detected_at=detected_at)
+            if ok is not None and self.record_bundles and self._recorder is not None:
+                self._recorder.submit(self._record_bundle, finding)
             if ok is not None:
                 with self._lock:
                     tracked.state.record_attempt(datetime.now(UTC), ok)

@@ -13,7 +13,7 @@ from conftest import SESSION, TEST_LABEL, foreign_container, unique
 from opskit.cli import LIFECYCLE, build_parser
 
 SUBCOMMANDS = ["lab", "demo", "build", "deploy", "teardown", "ps", *LIFECYCLE, "exec", "cp",
-               "network", "watch", "chaos", "run-runbook"]
+               "network", "watch", "chaos", "run-runbook", "record"]
 
 
 def run(*args: str, scope: str = "", check: bool = False) -> subprocess.CompletedProcess[str]:

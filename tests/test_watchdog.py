@@ -235,3 +235,15 @@ def test_watchdog_killed_mid_recovery_leaves_one_record_per_action(clean, demo,
         again.stop()
     frame = read_actions(actions_path)
     assert frame["id"].is_unique and str(frame["result"].iloc[0]) == "interrupted"
+
+
+def test_each_recovery_leaves_an_incident_bundle(clean, demo, watchdog) -> None:
+    ops, name = clean, unique("bundled")
+    web(ops, name)
+    wd = watchdog([name])
+    ops.chaos("crash", name)
+    until(lambda: ("restart", "ok") in results(wd), what="a recovery")
+    until(lambda: wd.bundles, timeout=60, what="the incident bundle")
+    bundle = opskit.open_bundle(wd.bundles[0])
+    assert name in set(bundle.containers["name"].astype(str))
+    assert "restart" in set(bundle.actions["action"].astype(str))
