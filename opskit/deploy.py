@@ -360,6 +360,10 @@ def teardown(engine: Engine, service: str, *, volumes: bool = False,
         except Exception as exc:
             log.debug("inspect of %s before teardown failed: %s", ref.name, exc)
     removed: list[str] = []
+    for lease in engine.api.containers(all=True, filters={"label": [
+            f"{L.ROLE}=lease", f"{L.SCOPE}={engine.scope}"]}):
+        if (lease.get("Labels") or {}).get(L.PREFIX + "lease-for") in {r.id for r in refs}:
+            _remove_quietly(engine, lease["Id"])  # its incident leases go with it
     for ref in refs:
         try:
             engine.api.remove_container(ref.id, force=True, v=True)

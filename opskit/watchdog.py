@@ -35,6 +35,7 @@ from .event_records import Event, parse_event
 from .findings import Finding
 from .health import HealthHistory
 from .inspection import ContainerInfo
+from .lease import sweep_leases
 from .policy import ACTIONABLE_KINDS, RecoveryPolicy, RecoveryState
 from .recover import recover
 from .rules import ContainerView, RuleConfig, engine_restarting, evaluate, intentional_stop
@@ -338,6 +339,7 @@ class Watchdog:
             for cid in set(self._tracked) - seen:
                 self._tracked.pop(cid, None)
         self.counters["passes"] += 1
+        sweep_leases(self.engine)  # expired incident leases of this scope
 
     # -- one container ------------------------------------------------------------------
 
