@@ -249,8 +249,9 @@ class Watchdog:
         """Finish recoveries a killed watchdog left half done.
 
         A recovery interrupted mid-restart can leave its container stopped by opskit's own
-        request, which the rules then read as an intentional stop. Such a container is started
-        again, as a new journaled action that names the interrupted one.
+        request (which the rules then read as an intentional stop), or still unhealthy from
+        before this watchdog started (which it would otherwise only report). Such a container
+        is recovered again, as a new journaled action.
         """
         frame = self.actions_journal.frame()
         cut = frame[(frame["result"].astype(str) == "interrupted")
@@ -260,7 +261,9 @@ class Watchdog:
                 info = ContainerInfo.from_attrs(self.engine.api.inspect_container(cid))
             except Exception:
                 continue  # removed since
-            if not self._watched(info.labels) or info.state not in ("exited", "created"):
+            stuck = info.state in ("exited", "created") or (
+                info.state == "running" and info.health == "unhealthy")
+            if not self._watched(info.labels) or not stuck:
                 continue
             since = info.finished_at or datetime.now(UTC)
             finding = Finding(container_id=cid, container=info.name, service=info.service,

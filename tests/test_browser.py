@@ -41,6 +41,9 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     if not os.path.exists(CHROMIUM):
         pytest.skip("Debian's chromium is not installed (make test installs it)")
     port, token = _free_port(), secrets.token_hex(16)
+    # a copy: JupyterLab saves what it runs, and the repository keeps notebooks without outputs
+    root = tmp_path_factory.mktemp("lab-root")
+    shutil.copytree(ROOT / "notebooks", root / "notebooks")
     settings = tmp_path_factory.mktemp("lab-settings")
     (settings / "overrides.json").write_text(
         '{"@jupyterlab/apputils-extension:notification": '
@@ -49,7 +52,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     proc = subprocess.Popen(
         [sys.executable, "-m", "jupyter", "lab", "--no-browser", "--allow-root",
          "--ip=127.0.0.1", f"--port={port}", "--port-retries=0", "--expose-app-in-browser",
-         f"--ServerApp.root_dir={ROOT / 'notebooks'}"],
+         f"--ServerApp.root_dir={root / 'notebooks'}"],
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
     try:
