@@ -178,6 +178,15 @@ def _canaries(ops: opskit.Ops, name: str, tmp_path: Path) -> None:
     assert "token" in counted["inspections"]["health"]
     assert {"Password", "url-credentials"} <= set(counted["logs"]["logs"])
     assert "CANARY" not in json.dumps(again.manifest) and "CANARY" not in again.report()
+    # the analysis notebook on this bundle: no canary in any output it shows
+    import papermill
+
+    executed = tmp_path / "06-executed.ipynb"
+    notebooks = Path(__file__).parent.parent / "notebooks"
+    papermill.execute_notebook(str(notebooks / "06-incident-analysis.ipynb"), str(executed),
+                               parameters={"bundle_path": str(b.path)}, cwd=str(notebooks),
+                               progress_bar=False)
+    assert "CANARY" not in executed.read_text()
 
 
 @pytest.mark.engine
