@@ -86,8 +86,15 @@ def test_foreign_and_unknown_are_refused(clean, demo) -> None:
     assert ops.engine.api.inspect_container(name)["State"]["Status"] == "running"
 
 
-def test_residue_after_the_injector_dies(clean, demo) -> None:
+def test_residue_after_the_injector_dies(clean, demo, tmp_path, monkeypatch) -> None:
     """RELIABILITY row 17: the injecting process is killed; the pause is reported and undone."""
+    import shutil
+
+    from opskit.engine import state_dir
+
+    home = tmp_path / "home"  # a chaos ledger of its own, with the same scope key
+    shutil.copytree(state_dir() / "keys", home / "keys")
+    monkeypatch.setenv("OPSKIT_HOME", str(home))
     ops, name = clean, unique("residue")
     cid = web(ops, name)
     script = textwrap.dedent(f"""

@@ -351,9 +351,12 @@ def test_hog_is_oom_killed(engine: Engine, observer: Any, run: Run) -> None:
 @pytest.mark.engine
 def test_hog_cpu_mode_burns_cpu(engine: Engine, run: Run) -> None:
     cid = run("hog", {"HOG_CPU": "1"})
+    # it burns CPU while it runs: the counter keeps growing (no rate asserted: a loaded
+    # machine gives it less, and timings do not belong in pass/fail tests)
+    first = engine.api.stats(cid, stream=False, one_shot=True)["cpu_stats"]["cpu_usage"]
     time.sleep(1.0)
-    stats = engine.api.stats(cid, stream=False, one_shot=True)
-    assert stats["cpu_stats"]["cpu_usage"]["total_usage"] > 0.4e9  # ns of CPU in about 1 s
+    second = engine.api.stats(cid, stream=False, one_shot=True)["cpu_stats"]["cpu_usage"]
+    assert second["total_usage"] > first["total_usage"] > 0
 
 
 @pytest.mark.engine
