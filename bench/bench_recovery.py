@@ -113,6 +113,7 @@ class Seen:
     ns: int  # the engine's timeNano
     action: str  # "die", "health_status: healthy", ...
     cid: str
+    code: str = ""  # a die's exitCode
 
     @property
     def t(self) -> float:
@@ -137,8 +138,10 @@ class Observer(threading.Thread):
     def run(self) -> None:
         with contextlib.suppress(Exception):  # close() cuts the socket under the reader
             for ev in self.stream:
+                actor = ev.get("Actor") or {}
                 item = Seen(int(ev.get("timeNano") or 0), str(ev.get("Action", "")),
-                            str((ev.get("Actor") or {}).get("ID", "")))
+                            str(actor.get("ID", "")),
+                            str((actor.get("Attributes") or {}).get("exitCode", "")))
                 with self.cond:
                     self.seen.append(item)
                     self.cond.notify_all()
@@ -315,6 +318,19 @@ def thread_cpu_seconds() -> dict[str, float]:
     return out
 
 
+def code_revision() -> str:
+    """The commit of the opskit this process imported, and whether opskit/ had local changes."""
+    root = Path(opskit.__file__).resolve().parent.parent
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True,
+                              timeout=10).stdout.strip()
+
+    head = git("rev-parse", "--short", "HEAD") or "unknown"
+    return head + (" with local changes in opskit/" if git("status", "--porcelain", "opskit")
+                   else "")
+
+
 def loadavg() -> str:
     """The 1-minute load average."""
     with open("/proc/loadavg") as fh:
@@ -451,6 +467,26 @@ def opskit_crash(b: Bench, wd: Any, i: int) -> None:
     b.remove(cid)
 
 
+def opskit_exit(b: Bench, wd: Any, i: int) -> None:
+    """A crash with another exit code than 137: httpd killed from inside (SIGTERM), so the
+    demo's PID 1 exits 143, with no API kill. The watchdog decides such a `die` from the event
+    alone; a 137 (ops.chaos crash) needs an inspect to tell an OOM kill apart."""
+    name = f"{b.prefix}-ox{i:02d}"
+    cid = b.healthy_web(name)
+    b.ops.exec(name, ["killall", "httpd"])
+    die = b.obs.wait(cid, "die")
+    started = wait_line(b.actions_path, watchdog_line(b, wd, cid, "started"), 20,
+                        f"{name}: restart started")
+    done = wait_line(b.actions_path, watchdog_line(b, wd, cid, "done"), 30,
+                     f"{name}: restart done")
+    b.add("exit.decision.opskit", started["detected_at"] - die.t)
+    b.add("exit.request.opskit", started["ts"] - die.t)
+    steps(b, "exit", cid, started, done)
+    if die.code == "137" or done.get("result") != "ok":
+        b.problems.append(f"{name}: exit {die.code}, recovery '{done.get('result')}'")
+    b.remove(cid)
+
+
 def docker_crash(b: Bench, i: int) -> None:
     name = f"{b.prefix}-dc{i:02d}"
     cid = b.healthy_web(name, restart="always")
@@ -526,13 +562,14 @@ def poller_unhealthy(b: Bench, i: int) -> None:
 
 def run_trials(b: Bench, trials: int, poll_trials: int) -> dict[str, Any]:
     """Phases 1 and 2, interleaved; returns facts for the notes."""
-    names = [f"{b.prefix}-{kind}{i:02d}" for i in range(trials) for kind in ("oc", "ou")]
+    names = [f"{b.prefix}-{kind}{i:02d}" for i in range(trials) for kind in ("oc", "ox", "ou")]
     wd = b.ops.watch(names, policy=RecoveryPolicy(verify_timeout=10)).start()
     try:
         for i in range(max(trials, poll_trials)):
             started = time.monotonic()
             if i < trials:
                 opskit_crash(b, wd, i)
+                opskit_exit(b, wd, i)
                 docker_crash(b, i)
             if i < poll_trials:
                 poller_crash(b, i)
@@ -628,6 +665,7 @@ def crash_loop(b: Bench) -> LoopResult:
 
 @dataclass
 class IdleResult:
+    kind: str  # "own": the watchdog's own journal (life-cycle events); "full": ops.journal()
     containers: int
     wall: float
     ours_pct: float
@@ -639,57 +677,82 @@ class IdleResult:
     load: str
 
 
-def idle_cost(b: Bench, count: int, seconds: float) -> IdleResult:
-    name = f"{b.prefix}-fleet"
-    labels = [f"{BENCH_LABEL}={b.token}", f"{PEER_LABEL}=poller"]
-    ids = b.deploy(name, peer=True, wait="running", replicas=count, healthcheck=IDLE_PROBE)
-    deadline = time.monotonic() + 120
-    while len(b.api.containers(filters={"label": labels, "health": "healthy"})) < len(ids):
-        if time.monotonic() > deadline:
-            raise BenchError("the fleet did not become healthy within 120 s")
-        time.sleep(0.5)
-    print(f"fleet of {len(ids)} healthy", flush=True)
-    wd = b.ops.watch([name]).start()
+def idle_window(b: Bench, kind: str, name: str, ids: list[str], child_pid: int,
+                seconds: float) -> IdleResult:
+    """One CPU window: this process runs only the watchdog and its journal meanwhile."""
+    journal: Any = None
+    if kind == "full":
+        journal = b.ops.journal()  # every engine event, as ops.watch() shares it when it runs
+        journal.start()
+        if not journal.wait_connected(10):
+            raise BenchError("the event journal did not connect")
+    wd = b.ops.watch([name]).start()  # without a running ops.journal(): a journal of its own
     t_wd = time.time()
-    ctx = multiprocessing.get_context("spawn")
-    ready = ctx.Event()
-    child = ctx.Process(target=poller_process, args=(b.ops.host, labels, POLL_EVERY, ready),
-                        name="bench-poller-process", daemon=True)
-    child.start()
     try:
-        if not ready.wait(60) or child.pid is None:
-            raise BenchError("the poller process did not start")
-        time.sleep(5.0)  # start-ups (imports, the watchdog's first relist) are not idle cost
-        ev0 = b.journal.status()["events_written"]
+        time.sleep(5.0)  # start-ups (the watchdog's first re-list, the journal's reconcile)
+        ev0 = wd.status()["journal"].get("events_written", 0)
         load0 = loadavg()
         t_from = time.time()
         thr0 = thread_cpu_seconds()
-        cpu0, peer0, wall0 = process_cpu_seconds(), pid_cpu_seconds(child.pid), time.monotonic()
+        cpu0, peer0, wall0 = process_cpu_seconds(), pid_cpu_seconds(child_pid), time.monotonic()
         time.sleep(seconds)
-        cpu1, peer1, wall1 = process_cpu_seconds(), pid_cpu_seconds(child.pid), time.monotonic()
+        cpu1, peer1, wall1 = process_cpu_seconds(), pid_cpu_seconds(child_pid), time.monotonic()
         thr1 = thread_cpu_seconds()
-        ev1 = b.journal.status()["events_written"]
         status = wd.status()
-        restarts = sum(1 for line in read_journal(b.journal.path)
+        ev1 = status["journal"].get("events_written", 0)
+        path = Path(status["journal"]["path"])
+        restarts = sum(1 for line in read_journal(path)
                        if line.get("action") == "restart" and line.get("actor_id") in ids
                        and t_from <= line.get("time_nano", 0) / 1e9)
         load = f"{load0} at the start, {loadavg()} at the end"
     finally:
-        child.terminate()
-        child.join(10)
         wd.stop()
-        for cid in ids:
-            b.remove(cid)
+        if journal is not None:
+            journal.stop()
     wall = wall1 - wall0
     by_thread = {k: (thr1[k] - thr0.get(k, 0.0)) / wall * 100 for k in thr1}
     if status.get("actions") or status.get("errors"):
         acted = [f"{d['action']} {d['phase']} {d.get('result') or ''} of {d['container']} for "
                  f"{d['reason']} at +{float(d['ts']) - t_wd:.1f} s {d.get('error') or ''}".strip()
                  for d in action_lines(b.actions_path) if d.get("actor") == wd.actor]
-        b.problems.append(f"idle watchdog: {status.get('actions')} actions, "
+        b.problems.append(f"idle watchdog ({kind} journal): {status.get('actions')} actions, "
                           f"{status.get('errors')} errors (expected none): " + "; ".join(acted))
-    return IdleResult(count, wall, (cpu1 - cpu0) / wall * 100, (peer1 - peer0) / wall * 100,
-                      ev1 - ev0, f"{status.get('passes')} re-lists", by_thread, restarts, load)
+    return IdleResult(kind, len(ids), wall, (cpu1 - cpu0) / wall * 100,
+                      (peer1 - peer0) / wall * 100, ev1 - ev0,
+                      f"{status.get('passes')} re-lists", by_thread, restarts, load)
+
+
+def idle_cost(b: Bench, count: int, seconds: float) -> list[IdleResult]:
+    """Both windows over one fleet, with the poller process running through both."""
+    name = f"{b.prefix}-fleet"
+    labels = [f"{BENCH_LABEL}={b.token}", f"{PEER_LABEL}=poller"]
+    ids = b.deploy(name, peer=True, wait="running", replicas=count, healthcheck=IDLE_PROBE)
+    ctx = multiprocessing.get_context("spawn")
+    ready = ctx.Event()
+    child = ctx.Process(target=poller_process, args=(b.ops.host, labels, POLL_EVERY, ready),
+                        name="bench-poller-process", daemon=True)
+    try:
+        deadline = time.monotonic() + 120
+        while len(b.api.containers(filters={"label": labels, "health": "healthy"})) < len(ids):
+            if time.monotonic() > deadline:
+                raise BenchError("the fleet did not become healthy within 120 s")
+            time.sleep(0.5)
+        print(f"fleet of {len(ids)} healthy", flush=True)
+        child.start()
+        if not ready.wait(60) or child.pid is None:
+            raise BenchError("the poller process did not start")
+        results = []
+        for kind in ("own", "full"):
+            results.append(idle_window(b, kind, name, ids, child.pid, seconds))
+            print(f"idle ({kind} journal): opskit {results[-1].ours_pct:.2f} %, poller "
+                  f"{results[-1].peer_pct:.3f} %", flush=True)
+        return results
+    finally:
+        if child.pid is not None:
+            child.terminate()
+            child.join(10)
+        for cid in ids:
+            b.remove(cid)
 
 
 # -- the report -------------------------------------------------------------------------------
@@ -700,7 +763,7 @@ def verdict(values: list[float], target: float) -> str:
             else f"p95 <= {fmt_seconds(target)}: **NOT met** ({fmt_seconds(p95)})")
 
 
-def render(b: Bench, trials: int, poll_trials: int, loop: LoopResult, idle: IdleResult,
+def render(b: Bench, trials: int, poll_trials: int, loop: LoopResult, idles: list[IdleResult],
            facts: dict[str, Any]) -> tuple[str, list[str]]:
     s = b.get
     pn = f"{poll_trials} trials"
@@ -714,6 +777,11 @@ def render(b: Bench, trials: int, poll_trials: int, loop: LoopResult, idle: Idle
         ["1a", f"crash (`die` event) to restart request (journal `started` line) ({on})",
          pair(s("crash.request.opskit")), f"same poller ({pn})", pair(s("crash.request.poller")),
          times(s("crash.request.poller"), s("crash.request.opskit")), ""],
+        ["1a", "crash with exit 143 (httpd killed inside; decided from the `die` event, no "
+         f"inspect) to decision ({on})", pair(s("exit.decision.opskit")), "", "", "",
+         verdict(s("exit.decision.opskit"), TARGETS["crash"])],
+        ["1a", f"same, to restart request ({on})", pair(s("exit.request.opskit")), "", "", "",
+         ""],
         ["1a", "opskit's `time_to_detect_s` (`detected_at` - `State.FinishedAt`) "
          f"({len(s('crash.metric.opskit'))} recoveries)", pair(s("crash.metric.opskit")),
          "", "", "", verdict(s("crash.metric.opskit"), TARGETS["crash"])],
@@ -750,15 +818,21 @@ def render(b: Bench, trials: int, poll_trials: int, loop: LoopResult, idle: Idle
         ["3", "", "", "poller every 5 s, same crasher, same period",
          f"{loop.poller_starts} starts ({loop.poller_starts - 1} restarts), never stops",
          f"{loop.poller_starts - 1} vs {len(acts)} restarts", ""],
-        ["4", f"CPU over {idle.wall:.0f} s, {idle.containers} healthy demo containers "
-         f"(healthcheck every 1 s; {idle.events / idle.wall:.0f} events/s)",
-         f"{idle.ours_pct:.2f} % of a core (watchdog + event journal, this process)",
-         "poller every 5 s (a process of its own)", f"{idle.peer_pct:.3f} % of a core",
-         f"{idle.peer_pct / idle.ours_pct:.2f}x (opskit costs "
-         f"{idle.ours_pct / idle.peer_pct:.0f}x more)" if idle.ours_pct > 0 < idle.peer_pct
-         else "n/a",
-         f"<= 2 %: **{'met' if idle.ours_pct <= TARGETS['cpu'] else 'NOT met'}**"],
     ]
+    what = {"own": "watchdog with its own journal (life-cycle events only: what "
+                   "`ops.watch()` starts when no `ops.journal()` runs)",
+            "full": "watchdog sharing a running `ops.journal()` (every engine event)"}
+    for idle in idles:
+        rows.append([
+            "4", f"CPU over {idle.wall:.0f} s, {idle.containers} healthy demo containers "
+            f"(healthcheck every 1 s); {what[idle.kind]}, {idle.events / idle.wall:.0f} events/s "
+            "journaled", f"{idle.ours_pct:.2f} % of a core (this process)",
+            "poller every 5 s (a process of its own), same window",
+            f"{idle.peer_pct:.3f} % of a core",
+            f"{idle.peer_pct / idle.ours_pct:.2f}x (opskit costs "
+            f"{idle.ours_pct / idle.peer_pct:.0f}x more)" if idle.ours_pct > 0 < idle.peer_pct
+            else "n/a",
+            f"<= 2 %: **{'met' if idle.ours_pct <= TARGETS['cpu'] else 'NOT met'}**"])
     table = markdown_table(["#", "Measure", "opskit", "Peer", "Peer value",
                             "Peer / opskit (p50 / p95)", "Target"], rows)
     notes = [
@@ -787,17 +861,24 @@ def render(b: Bench, trials: int, poll_trials: int, loop: LoopResult, idle: Idle
         "decision time. The engine also stamps `State.FinishedAt` "
         f"{pair(s('crash.finished_to_die'))} before the `die` event, so opskit's own "
         "`time_to_detect_s`, which starts at `FinishedAt`, reads that much higher.",
+        f"Crash with exit 143, to decision (ms): {fmt_list(s('exit.decision.opskit'))}; to "
+        f"restart request: {fmt_list(s('exit.request.opskit'))}. The decision no longer waits "
+        "for an inspect, but the restart request still does: decision to the incident lease's "
+        f"`Created` stamp {pair(s('exit.step.lease'))}, because `recover` first inspects the "
+        "container (for its image ID, to create the lease from) and that inspect waits for the "
+        "same exit handling; then evidence "
+        f"{pair(s('exit.step.evidence'))}, `started` line {pair(s('exit.step.line'))}.",
         f"Unhealthy event to decision (ms): {fmt_list(s('unhealthy.decision.opskit'))}; to "
         f"restart request: {fmt_list(s('unhealthy.request.opskit'))}. Journal delivery "
         f"{pair(s('unhealthy.delivered.opskit'))}. Detection itself is fast; the time goes "
         "after the decision, in the serial steps `recover` takes before its `started` line "
         "(p50 / p95): decision to the incident lease's `Created` stamp (the engine stamps it "
         f"when a `docker create` begins) {pair(s('unhealthy.step.lease'))}; from there to the "
-        "evidence's `captured_at` (the rest of that `docker create`, then a first evidence "
-        "capture that is thrown away, then the inspect of a second one that is written) "
-        f"{pair(s('unhealthy.step.evidence'))}; then the evidence's logs, its fsync'd file and "
-        f"the fsync'd `started` line {pair(s('unhealthy.step.line'))}. After a crash the same "
-        f"steps took {pair(s('crash.step.lease'))}, {pair(s('crash.step.evidence'))}, "
+        "evidence's `captured_at` (the rest of that `docker create`, then the evidence's "
+        f"inspect) {pair(s('unhealthy.step.evidence'))}; then the evidence's logs, its file "
+        "written with fsync and the fsync'd `started` line "
+        f"{pair(s('unhealthy.step.line'))}. After a crash the same steps took "
+        f"{pair(s('crash.step.lease'))}, {pair(s('crash.step.evidence'))}, "
         f"{pair(s('crash.step.line'))}. The tail is the engine answering `docker create` "
         "slowly while other containers start and probe.",
         f"Recovery after a crash, opskit (s): {fmt_list(s('crash.recover.opskit'), 1)}; "
@@ -833,18 +914,20 @@ def render(b: Bench, trials: int, poll_trials: int, loop: LoopResult, idle: Idle
             and all(o < 0.5 for o in loop.relist_offsets[1:]) else ""),
         f"Crash loop, Docker's policy: starts {', '.join(f'{g:.1f}' for g in loop.docker_gaps)}"
         " s apart (100 ms doubling, plus the 0.3 s run).",
-        "CPU by thread during the idle window (% of a core): " + ", ".join(
+        *[f"CPU by thread, {idle.kind} journal (% of a core): " + ", ".join(
             f"{k} {v:.2f}" for k, v in sorted(idle.by_thread.items(), key=lambda kv: -kv[1])
             if v >= 0.005) + f"; the watchdog made {idle.polls}; {idle.restarts} restarts by "
-        "either watcher in the window. The reader parses each engine event and masks its "
-        "attributes (every exec event of an opskit container carries all its labels) before "
-        "queueing it, the writer serializes and appends it, the re-list inspects every watched "
-        "container every 5 s; the watchdog's own event loop skips everything but life-cycle "
-        "events. Each probe is three events (exec_create, exec_start, exec_die). The poller's "
-        "figure is its whole Python process (two list calls every 5 s). The idle fleet keeps "
-        "the image's probe and 1 s interval but with a 5 s probe timeout (see the script).",
+          "either watcher in the window; host load " + idle.load + "." for idle in idles],
+        "The journal's reader parses each engine event and masks its attributes (every exec "
+        "event of an opskit container carries all its labels) before queueing it, the writer "
+        "serializes and appends it, the re-list inspects every watched container every 5 s; "
+        "the watchdog's own event loop skips everything but life-cycle events. Each probe is "
+        "three events (exec_create, exec_start, exec_die). The poller's figure is its whole "
+        "Python process (two list calls every 5 s). The idle fleet keeps the image's probe and "
+        "1 s interval but with a 5 s probe timeout (see the script). The two windows run one "
+        "after the other on the same fleet, the poller process running through both.",
         "Host load (1-minute load average, 2 cores; other sessions share this engine): "
-        + "; ".join(b.loads) + f"; {idle.load} of the idle window.",
+        + "; ".join(b.loads) + ".",
     ]
     st = facts.get("status") or {}
     notes.append(f"Trial watchdog counters: {st.get('events')} events, {st.get('passes')} "
@@ -901,6 +984,7 @@ def main() -> int:
                         help="keep the temporary OPSKIT_HOME (journals, evidence)")
     args = parser.parse_args()
 
+    revision = code_revision()
     home = tempfile.mkdtemp(prefix="opskit-bench-recovery-")
     os.environ["OPSKIT_HOME"] = home
     token = os.urandom(3).hex()
@@ -938,9 +1022,9 @@ def main() -> int:
         poller.join(POLL_EVERY + 15)
         obs.close()
         tap.close()
-        idle = idle_cost(b, args.containers, args.seconds)
-        print(f"idle: opskit {idle.ours_pct:.2f} %, poller {idle.peer_pct:.3f} %", flush=True)
-        table, notes = render(b, args.trials, args.poll_trials, loop, idle, facts)
+        journal.stop()  # each idle window starts the journal it measures
+        idles = idle_cost(b, args.containers, args.seconds)
+        table, notes = render(b, args.trials, args.poll_trials, loop, idles, facts)
     finally:
         poller.stopping.set()
         obs.close()
@@ -961,7 +1045,7 @@ def main() -> int:
     header = (f"# Recovery benchmark: opskit's watchdog vs Docker's restart policy and a 5 s "
               f"poller\n\n{datetime.now(UTC):%Y-%m-%d %H:%M} UTC; engine {info.get('Version')} "
               f"(API {info.get('ApiVersion')}), {cpus} CPUs, Python "
-              f"{platform.python_version()}; `{command}`.\n")
+              f"{platform.python_version()}; opskit at {revision}; `{command}`.\n")
     body = header + "\n" + table + "\n\n" + "\n".join(f"- {n}" for n in notes) + "\n"
     print("\n" + table + "\n\n" + "\n".join(f"- {n}" for n in notes))
     RESULTS.parent.mkdir(parents=True, exist_ok=True)

@@ -282,6 +282,9 @@ class Watchdog:
     def _watched(self, labels: Mapping[str, str]) -> bool:
         if labels.get(L.MANAGED) != "true" or labels.get(L.SCOPE) != self.engine.scope:
             return False
+        if L.check_owned(labels, name=labels.get(L.REPLICA, ""), scope=self.engine.scope,
+                         key=self.engine.key):
+            return False  # forged or foreign labels: never act on it (RELIABILITY row 14)
         return not self.services or labels.get(L.SERVICE, "") in self.services
 
     def _event_loop(self) -> None:

@@ -165,21 +165,22 @@ def test_oom_kill_is_classified_with_its_limit(clean, demo, watchdog) -> None:
     until(lambda: name in wd.status()["quarantined"], timeout=60, what="bounded retries")
 
 
-def test_flapping_is_one_incident_with_a_flap_count(clean, demo) -> None:
+def test_flapping_is_one_incident_with_a_flap_count(clean, demo, watchdog) -> None:
     """RELIABILITY row 5: hysteresis; one incident, not N."""
     ops, name = clean, unique("flap")
     ops.deploy(opskit.ServiceSpec(name=name, image="opskit/demo-flap:latest",
                                   env={"FLAP_PERIOD": "1.5"}, labels={TEST_LABEL: SESSION}),
                wait="healthy", timeout=20)
+    wd = watchdog([name], policy=RecoveryPolicy(action="none"))
     seen: set[str] = set()
-    deadline = time.monotonic() + 9
+    deadline = time.monotonic() + 12
     flaps = 0
     while time.monotonic() < deadline:
-        for f in ops.diagnose(name, since=30):
+        for f in wd.findings():
             if f.kind == "unhealthy":
                 seen.add(f.key)
                 flaps = max(flaps, int(f.evidence.get("flaps", 0)))
-        time.sleep(0.5)
+        time.sleep(0.2)
     assert len(seen) == 1, seen
     assert flaps >= 2
 
@@ -231,8 +232,8 @@ def test_watchdog_killed_mid_recovery_leaves_one_record_per_action(clean, demo,
     again = Watchdog(ops.engine, services=[name], actions=ActionJournal(actions_path),
                      policy=RecoveryPolicy(verify_timeout=5)).start()
     try:
-        until(lambda: set(read_actions(actions_path)["result"].astype(str)[1:])
-              & {"ok", "failed"}, timeout=40, what="the restarted watchdog's own record")
+        until(lambda: len(read_actions(actions_path)) >= 2, timeout=90,
+              what="the restarted watchdog's own record")
     finally:
         again.stop()
     frame = read_actions(actions_path)
