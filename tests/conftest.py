@@ -102,6 +102,19 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def until(check: Any, timeout: float = 20.0, what: str = "") -> Any:
+    """Poll ``check()`` every 0.1 s until it returns something true; fail after ``timeout``."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what or check}")
+
+
 def unique(prefix: str) -> str:
     """A name unique to this test session."""
     return f"{prefix}-{SESSION}-{secrets.token_hex(2)}"

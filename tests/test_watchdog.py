@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from conftest import SESSION, TEST_LABEL, unique
+from conftest import SESSION, TEST_LABEL, unique, until
 
 import opskit
 from opskit.actions import ActionJournal, read_actions
@@ -35,16 +35,6 @@ def web(ops: opskit.Ops, name: str, **kw: Any) -> str:
     spec = opskit.ServiceSpec(name=name, image="opskit/demo-web:latest", healthcheck=HEALTH,
                               labels={TEST_LABEL: SESSION}, **kw)
     return ops.deploy(spec, wait="healthy", timeout=20).ids[0]
-
-
-def until(check: Callable[[], Any], timeout: float = 20.0, what: str = "") -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what or check}")
 
 
 @pytest.fixture

@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
 from typing import Any
 
 import pytest
-from conftest import SESSION, TEST_LABEL, unique
+from conftest import SESSION, TEST_LABEL, unique, until
 
 import opskit
 from opskit.policy import RecoveryPolicy
@@ -44,16 +43,6 @@ def web(ops: opskit.Ops, name: str, **kw: Any) -> str:
 
 def started_at(ops: opskit.Ops, cid: str) -> str:
     return str(ops.engine.api.inspect_container(cid)["State"]["StartedAt"])
-
-
-def until(check: Callable[[], Any], timeout: float = 15.0, what: str = "") -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what or check}")
 
 
 @pytest.fixture
