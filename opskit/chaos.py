@@ -27,6 +27,7 @@ from . import errors
 from .actions import ActionJournal
 from .durable import AppendLog
 from .engine import Engine, state_dir
+from .manage import thaw
 from .targets import Ref, resolve_one
 
 __all__ = ["FAULTS", "Fault", "inject", "residue", "undo_fault", "undo_residue"]
@@ -155,12 +156,13 @@ def undo_fault(engine: Engine, kind: str, container_id: str, network: str = "") 
     """
     api = engine.api
     try:
+        state = _states(engine, [container_id]).get(container_id)
         if kind in ("crash", "kill", "stop"):
-            if api.inspect_container(container_id)["State"]["Status"] != "running":
+            if state != "running":
                 api.start(container_id)
         elif kind == "pause":
-            if api.inspect_container(container_id)["State"]["Status"] == "paused":
-                api.unpause(container_id)
+            if state == "paused":
+                thaw(engine, container_id)
         elif kind in ("unhealthy", "cpu"):
             cmd = ["make-healthy"] if kind == "unhealthy" else ["rm", "-f", _CPU_MARK]
             created = api.exec_create(container_id, cmd)
@@ -170,6 +172,23 @@ def undo_fault(engine: Engine, kind: str, container_id: str, network: str = "") 
     except Exception as exc:
         raise errors.translate(exc, f"undo of chaos {kind}", host=engine.host,
                                target=container_id) from exc
+
+
+def _listing(engine: Engine, ids: list[str]) -> dict[str, dict[str, Any]]:
+    """``docker ps -a`` entries of these containers by ID (gone ones are absent).
+
+    The listing, not ``docker inspect``: the engine answers it from a snapshot even while it
+    holds a paused container's lock (see :class:`~opskit.errors.EngineTimeout`), and a paused
+    container is exactly what the residue and the undo must look at.
+    """
+    if not ids:
+        return {}
+    items = engine.api.containers(all=True, filters={"id": ids})  # the engine matches a prefix
+    return {item["Id"]: item for item in items if item["Id"] in ids}
+
+
+def _states(engine: Engine, ids: list[str]) -> dict[str, str]:
+    return {cid: item.get("State", "") for cid, item in _listing(engine, ids).items()}
 
 
 def _network_of(engine: Engine, ref: Ref, network: str | None) -> str:
@@ -207,18 +226,16 @@ def residue(engine: Engine) -> list[dict[str, Any]]:
             open_faults[item["id"]] = item
         else:
             open_faults.pop(item.get("id", ""), None)
+    try:
+        listed = _listing(engine, sorted({item["container_id"] for item in open_faults.values()}))
+    except Exception as exc:
+        raise errors.translate(exc, "listing for the chaos residue", host=engine.host) from exc
     out = []
     for item in open_faults.values():
-        try:
-            data = engine.api.inspect_container(item["container_id"])
-        except Exception as exc:
-            import docker.errors
-
-            if isinstance(exc, docker.errors.NotFound):
-                continue  # the container is gone: nothing left to undo
-            raise errors.translate(exc, "inspect for the chaos residue", host=engine.host,
-                                   kind="container") from exc
-        state = (data.get("State") or {}).get("Status", "")
+        data = listed.get(item["container_id"])
+        if data is None:
+            continue  # the container is gone: nothing left to undo
+        state = data.get("State", "")
         nets = ((data.get("NetworkSettings") or {}).get("Networks") or {})
         still = {"pause": state == "paused", "stop": state == "exited",
                  "kill": state == "exited", "crash": state == "exited",

@@ -7,6 +7,7 @@ says what was seen and ends with a hint.
 
     OpsKitError
     ├── EngineUnavailable (ConnectionError)   the engine did not answer: down, unreachable, slow
+    │   └── EngineTimeout                     no answer about one container (the engine is busy)
     ├── InsecureEngine (ConnectionError)      a remote tcp:// engine without TLS verification
     ├── InvalidSpec (ValueError)              a spec field is wrong; names the field
     ├── InvalidTarget (ValueError)            a target is ambiguous or malformed
@@ -45,6 +46,7 @@ __all__ = [
     "CopyFailed",
     "DeployFailed",
     "EngineError",
+    "EngineTimeout",
     "EngineUnavailable",
     "ImageNotFound",
     "InsecureEngine",
@@ -101,6 +103,25 @@ class EngineUnavailable(OpsKitError, ConnectionError):
             "DOCKER_HOST / opskit.connect(url) at one that runs; without an engine, "
             "notebooks/06-incident-analysis.ipynb works on a recorded incident.",
         )
+
+
+class EngineTimeout(EngineUnavailable):
+    """The engine answers, but not this call about one container within the client timeout.
+
+    Docker 20.10 can hold a container's lock for about 30 s when the container is paused while
+    its healthcheck probe is starting (the probe's exec waits on the frozen container); every
+    ``docker inspect``, ``unpause`` or ``exec`` of that container waits meanwhile, while
+    ``docker ps`` and calls about other containers still answer.
+    """
+
+    def __init__(self, host: str, what: str, target: str, timeout: str) -> None:
+        self.target = target
+        about = what if target in what else f"{what} ({target})"
+        super().__init__(
+            host, f"{about} got no answer in time ({timeout})",
+            hint=f"the engine may be busy with {target} itself: a container paused while its "
+            "healthcheck runs can block calls about it for about 30 s; retry, or connect with "
+            "a longer timeout (opskit.connect(timeout=60)).")
 
 
 class InsecureEngine(OpsKitError, ConnectionError):
@@ -394,6 +415,12 @@ class EngineError(OpsKitError):
         )
 
 
+def _timeout_words(exc: BaseException) -> str:
+    """``read timeout=20.0`` from a requests timeout, else a plain phrase."""
+    found = re.search(r"(?:read|connect) timeout=[0-9.]+", str(exc))
+    return found.group(0) if found else "timed out"
+
+
 def translate(exc: BaseException, what: str, *, host: str = "", target: str = "",
               kind: str = "") -> OpsKitError:
     """Translate a docker-py or transport exception into an opskit error.
@@ -414,6 +441,8 @@ def translate(exc: BaseException, what: str, *, host: str = "", target: str = ""
     if isinstance(exc, OpsKitError):
         return exc
     if isinstance(exc, requests.exceptions.Timeout):
+        if target:
+            return EngineTimeout(host or "the engine", what, target, _timeout_words(exc))
         return EngineUnavailable(host or "the engine", f"{what} timed out ({exc})")
     if isinstance(exc, requests.exceptions.ConnectionError | ConnectionError):
         return EngineUnavailable(host or "the engine", f"{what}: {exc}")

@@ -23,7 +23,11 @@ from .targets import Ref, resolve
 log = logging.getLogger("opskit")
 
 __all__ = ["ActionResult", "kill", "pause", "remove", "restart", "run_bulk", "start", "stop",
-           "unpause"]
+           "thaw", "unpause"]
+
+THAW_TIMEOUT = 60.0
+"""Seconds an unpause may wait: longer than the ~30 s Docker 20.10 can hold a paused container's
+lock when a health probe raced the pause (see :class:`~opskit.errors.EngineTimeout`)."""
 
 SIGNALS = {"SIGKILL", "SIGTERM", "SIGINT", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2", "SIGSTOP",
            "SIGCONT", "KILL", "TERM", "INT", "HUP", "QUIT", "USR1", "USR2"}
@@ -165,7 +169,19 @@ def unpause(engine: Engine, target: str, *, allow_foreign: bool = False,
     Raises:
         ContainerNotFound, OutOfScope, ActionFailed.
     """
-    return _act(engine, "unpause", target, engine.api.unpause, allow_foreign, journal)
+    return _act(engine, "unpause", target, lambda cid: thaw(engine, cid), allow_foreign, journal)
+
+
+def thaw(engine: Engine, cid: str) -> None:
+    """``POST /containers/{id}/unpause``, waiting up to :data:`THAW_TIMEOUT` for the engine.
+
+    A 409 (the container is not paused) is raised as docker-py's ``APIError``, like
+    ``APIClient.unpause``; callers that only want it thawed may ignore it.
+    """
+    api = engine.api
+    response = api._post(api._url("/containers/{0}/unpause", cid),
+                         timeout=max(engine.timeout, THAW_TIMEOUT))
+    api._raise_for_status(response)
 
 
 def kill(engine: Engine, target: str, *, signal: str = "SIGKILL",

@@ -7,6 +7,7 @@ replaced in between is never hit by mistake.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -116,6 +117,9 @@ def resolve(engine: Engine, target: str, *, action: str = "", allow_foreign: boo
     refs = [r for r in service_refs(engine, target)
             if not r.owned_reason(engine) or allow_foreign]
     if not refs:
+        found = _listed(engine, target)
+        refs = [found] if found else []
+    if not refs:
         try:
             data = engine.api.inspect_container(target)
         except Exception as exc:
@@ -132,6 +136,35 @@ def resolve(engine: Engine, target: str, *, action: str = "", allow_foreign: boo
             if reason:
                 raise errors.OutOfScope(target, ref.id, reason, action=action)
     return refs
+
+
+_HEX = re.compile(r"[0-9a-f]{1,64}")
+
+
+def _listed(engine: Engine, target: str) -> Ref | None:
+    """The one container named ``target`` or whose ID starts with it, from ``docker ps``.
+
+    The engine answers a listing from a snapshot, without taking any container's lock, so a
+    container the engine is busy with (see :class:`~opskit.errors.EngineTimeout`) still
+    resolves. Docker's order is kept: a full ID, then an exact name, then a unique ID prefix.
+    None sends the caller to ``docker inspect`` (nothing found, or an ambiguous prefix).
+    """
+    name = target.lstrip("/")
+    is_hex = bool(_HEX.fullmatch(name))
+    if is_hex and len(name) == 64:
+        by_id = list_raw(engine, filters={"id": [name]})
+        if len(by_id) == 1:
+            return ref_from_summary(by_id[0])
+    by_name = [i for i in list_raw(engine, filters={"name": [f"^/{re.escape(name)}$"]})
+               if "/" + name in (i.get("Names") or [])]
+    if len(by_name) == 1:
+        return ref_from_summary(by_name[0])
+    if is_hex:
+        by_prefix = [i for i in list_raw(engine, filters={"id": [name]})  # a prefix match
+                     if i["Id"].startswith(name)]
+        if len(by_prefix) == 1:
+            return ref_from_summary(by_prefix[0])
+    return None
 
 
 def resolve_one(engine: Engine, target: str, *, action: str = "",

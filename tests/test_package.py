@@ -52,6 +52,21 @@ def test_messages_end_with_a_hint() -> None:
         assert "Hint:" in str(err), type(err).__name__
 
 
+def test_a_timeout_about_one_container_names_it() -> None:
+    """A read timeout on a call about a container says which one and why that can happen."""
+    import requests.exceptions
+
+    exc = requests.exceptions.ReadTimeout("UnixHTTPConnectionPool(host='localhost', port=None): "
+                                          "Read timed out. (read timeout=20.0)")
+    err = errors.translate(exc, "inspect of web-1", host="unix:///var/run/docker.sock",
+                           target="web-1")
+    assert isinstance(err, errors.EngineTimeout) and isinstance(err, opskit.EngineUnavailable)
+    assert err.target == "web-1" and "inspect of web-1 got no answer" in str(err)
+    assert "read timeout=20.0" in str(err) and "paused" in str(err).split("Hint:")[1]
+    plain = errors.translate(exc, "listing containers", host="unix:///var/run/docker.sock")
+    assert type(plain) is errors.EngineUnavailable
+
+
 def test_unreachable_engine_is_a_clear_error() -> None:
     with pytest.raises(opskit.EngineUnavailable) as caught:
         opskit.connect("unix:///nonexistent/docker.sock", timeout=2)
