@@ -3,8 +3,10 @@
 A restart wipes the state that explains a failure (the exit code, the health log, the process's
 last words). :func:`capture_evidence` takes, in a few milliseconds and before any action: the
 inspect payload, its probe history, the last log lines, the recent events, and the last stats
-sample if a collector is running. Everything is redacted (:mod:`opskit.redact`) and written to
-``state_dir()/incidents/<key>.json`` atomically, so the record survives the watchdog.
+sample if a collector is running. Everything is redacted (:mod:`opskit.redact`) and written
+atomically to ``state_dir()/incidents/<container>-<key digest>-<capture ms>.json``, so the
+record survives the watchdog; one file per capture, so a second attempt on one incident keeps
+the first attempt's record.
 """
 
 from __future__ import annotations
@@ -106,7 +108,8 @@ def write_evidence(evidence: Evidence) -> Evidence:
         StorageError: the disk is full or the folder not writable; nothing partial is left.
     """
     digest = hashlib.sha256(evidence.finding.key.encode()).hexdigest()[:16]
-    path = incidents_dir() / f"{evidence.finding.container}-{digest}.json"
+    stamp = int(evidence.captured_at * 1000)
+    path = incidents_dir() / f"{evidence.finding.container}-{digest}-{stamp}.json"
     blob = json.dumps(evidence.to_dict(), default=str, indent=1).encode()
     atomic_write(path, lambda fh: fh.write(blob))
     return dataclasses.replace(evidence, path=path)

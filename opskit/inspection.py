@@ -83,6 +83,12 @@ def redacted_attrs(attrs: dict[str, Any], report: RedactionReport | None = None
     return out
 
 
+def health_from_status(status: str) -> str:
+    """The health ``docker ps`` shows in its status text (``Up 3 minutes (healthy)``)."""
+    return ("unhealthy" if "(unhealthy)" in status else "healthy" if "(healthy)" in status
+            else "starting" if "(health: starting)" in status else "")
+
+
 @dataclass(frozen=True)
 class ContainerInfo:
     """One container as ``docker inspect`` shows it, typed.

@@ -86,6 +86,8 @@ def acquire_lease(engine: Engine, container_id: str, incident_key: str, *, holde
             raise errors.translate(exc, f"reading lease {name}", host=engine.host) from exc
         got = (current.get("Config") or {}).get("Labels") or {}
         their_expiry = float(got.get(EXPIRES, "0") or 0)
+        if got.get(HOLDER) == holder:  # ours already (an earlier attempt on this incident)
+            return Lease(name, True, holder, their_expiry, current["Id"])
         if their_expiry > time.time():
             return Lease(name, False, got.get(HOLDER, "?"), their_expiry, current["Id"])
         log.info("lease %s of %s expired; breaking it", name, got.get(HOLDER, "?"))

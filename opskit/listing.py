@@ -3,17 +3,23 @@
 The summary list (``GET /containers/json``, a few milliseconds) has no health, exit code, OOM
 flag or restart count, so each container is also inspected, concurrently. Environment values
 are never in the frame.
+
+A paused container is inspected with a short timeout: Docker 20.10 can make an inspect of a
+container paused while its health probe was starting wait about 30 s (see
+:class:`~opskit.errors.EngineTimeout`). Its row then comes from the listing alone (state, health
+from the status text, image, labels, networks) rather than stalling the whole table.
 """
 
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from . import errors
 from . import labels as L
 from .engine import Engine
-from .inspection import ContainerInfo
+from .inspection import ContainerInfo, health_from_status
 from .targets import list_raw
 
 if TYPE_CHECKING:
@@ -29,22 +35,57 @@ _CATEGORIES = ("name", "service", "image", "state", "health", "restart_policy", 
 _TIMES = ("created", "started_at", "finished_at")
 
 
-def _inspect_or_none(engine: Engine, cid: str) -> ContainerInfo | None:
+PAUSED_INSPECT_TIMEOUT = 3.0
+"""Seconds an inspect of a paused container may take before its row comes from the listing."""
+
+
+def _inspect_or_none(engine: Engine, item: dict[str, Any]) -> ContainerInfo | None:
     """``docker inspect CID`` as a record; None when it was removed since the list.
 
     Raises:
         EngineUnavailable, EngineError: any other failure (a partial table would mislead).
     """
     import docker.errors
+    import requests.exceptions
 
+    cid, api = item["Id"], engine.api
+    paused = item.get("State") == "paused"
     try:
-        attrs = engine.api.inspect_container(cid)
+        if paused:
+            response = api._get(api._url("/containers/{0}/json", cid),
+                                timeout=min(engine.timeout, PAUSED_INSPECT_TIMEOUT))
+            attrs = api._result(response, True)
+        else:
+            attrs = api.inspect_container(cid)
     except docker.errors.NotFound:  # removed between the list and the inspect: not in the table
         return None
+    except requests.exceptions.Timeout:
+        if not paused:
+            raise errors.translate(requests.exceptions.Timeout(), f"inspect of {cid[:12]}",
+                                   host=engine.host, target=cid) from None
+        return ContainerInfo.from_attrs(summary_attrs(item))
     except Exception as exc:
         raise errors.translate(exc, f"inspect of {cid[:12]}", host=engine.host,
                                target=cid) from exc
     return ContainerInfo.from_attrs(attrs)
+
+
+def summary_attrs(item: dict[str, Any]) -> dict[str, Any]:
+    """An inspect-shaped payload from one ``docker ps`` entry: what the listing knows.
+
+    Health comes from the status text (``Up 3 minutes (healthy)``); limits, restart policy,
+    exit code and times other than creation are unknown there and read as empty.
+    """
+    health = health_from_status(str(item.get("Status", "")))
+    created = datetime.fromtimestamp(int(item.get("Created") or 0), UTC)
+    return {"Id": item["Id"], "Name": (item.get("Names") or ["/"])[0],
+            "Image": item.get("ImageID", ""),
+            "Created": created.isoformat().replace("+00:00", "Z"),
+            "Config": {"Image": item.get("Image", ""), "Labels": dict(item.get("Labels") or {})},
+            "State": {"Status": item.get("State", ""), **({"Health": {"Status": health}}
+                                                          if health else {})},
+            "NetworkSettings": {"Networks": (item.get("NetworkSettings") or {}).get("Networks")
+                                or {}}}
 
 
 def container_rows(engine: Engine, *, all: bool = True,
@@ -58,11 +99,11 @@ def container_rows(engine: Engine, *, all: bool = True,
         EngineUnavailable, EngineError: the list or any inspect failed otherwise; no partial
             table is returned.
     """
-    ids = [item["Id"] for item in list_raw(engine, filters=filters, all=all)]
-    if not ids:
+    items = list_raw(engine, filters=filters, all=all)
+    if not items:
         return []
-    with ThreadPoolExecutor(max_workers=min(16, len(ids))) as pool:
-        infos = list(pool.map(lambda cid: _inspect_or_none(engine, cid), ids))
+    with ThreadPoolExecutor(max_workers=min(16, len(items))) as pool:
+        infos = list(pool.map(lambda item: _inspect_or_none(engine, item), items))
     return [info for info in infos
             if info is not None and info.labels.get(L.ROLE) != "lease"]
 

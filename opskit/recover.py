@@ -4,7 +4,10 @@
 
 1. take the incident's lease on the engine (:mod:`opskit.lease`); if a peer holds it, write
    ``handled-by-peer`` and stop;
-2. capture the evidence (:mod:`opskit.evidence`) before the restart wipes it;
+2. capture the evidence (:mod:`opskit.evidence`) before the restart wipes it, meanwhile (the
+   lease's ``docker create`` and the evidence's inspect and logs are independent engine calls;
+   evidence captured for an incident a peer holds is dropped unwritten); an exit 137 the
+   evidence shows as ``State.OOMKilled`` is journaled as ``oom_killed``;
 3. write the action journal's ``started`` line (fsync'd);
 4. restart (``docker restart -t N``) or recreate from the spec (remove, then deploy);
 5. verify the container is running and healthy within the policy's ``verify_timeout``;
@@ -13,17 +16,20 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 from . import errors
 from .actions import ActionJournal
 from .engine import Engine
 from .event_records import Event
-from .evidence import capture_evidence, write_evidence
+from .evidence import Evidence, capture_evidence, write_evidence
 from .findings import Finding
-from .lease import acquire_lease
+from .lease import Lease, acquire_lease
 from .policy import RecoveryPolicy
 from .spec import ServiceSpec
 from .waiting import wait_for
@@ -36,8 +42,17 @@ __all__ = ["recover"]
 def recover(engine: Engine, finding: Finding, *, policy: RecoveryPolicy,
             journal: ActionJournal, actor: str, events: Sequence[Event] = (),
             spec: ServiceSpec | None = None, attempt: int = 1,
-            detected_at: float | None = None) -> bool | None:
+            detected_at: float | None = None, image: str | None = None,
+            incident: str | None = None) -> bool | None:
     """Recover one container for one finding.
+
+    Args:
+        image: the container's image ID, when the caller knows it (the lease is created from
+            it); read with an inspect otherwise.
+        incident: what the lease is keyed on (the finding's key by default). The watchdog
+            passes the failing run (container ID and ``State.StartedAt``): peers agree on it
+            whether they decided from a ``die`` event or from an inspect, which can see the
+            same exit at times some milliseconds apart.
 
     Returns:
         True when the container was verified running and healthy afterwards, False when the
@@ -45,18 +60,20 @@ def recover(engine: Engine, finding: Finding, *, policy: RecoveryPolicy,
         or the container is gone).
     """
     cid, name = finding.container_id, finding.container
-    common = {"actor": actor, "service": finding.service, "reason": finding.kind,
-              "finding_key": finding.key, "detected_at": detected_at}
-    try:
-        image = engine.api.inspect_container(cid)["Image"]
-    except Exception:
+    common: dict[str, Any] = {"actor": actor, "service": finding.service, "reason": finding.kind,
+                              "finding_key": finding.key, "detected_at": detected_at}
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="opskit-evidence") as pool:
+        captured = pool.submit(capture_evidence, engine, finding, events=events, write=False)
+        lease = _lease(engine, finding, actor, image, incident or finding.key)
+        evidence = captured.result()
+    if lease is None:
         return None  # removed meanwhile: nothing to recover
-    lease = acquire_lease(engine, cid, finding.key, holder=actor, image=image)
     if not lease.held:
         journal.note(policy.action, cid, name, "handled-by-peer", **common,
                      details={"holder": lease.holder})
         return None
-    evidence = capture_evidence(engine, finding, events=events, write=False)
+    evidence = _classified(evidence)
+    common["reason"] = evidence.finding.kind
     try:
         evidence = write_evidence(evidence)
     except errors.StorageError as exc:  # act anyway: the failure outranks its paperwork
@@ -70,6 +87,11 @@ def recover(engine: Engine, finding: Finding, *, policy: RecoveryPolicy,
         new_id = _act(engine, finding, policy, spec)
         acted_s = time.monotonic() - started
         wait_for(engine, new_id, "healthy", timeout=policy.verify_timeout, name=name)
+    except errors.ContainerNotFound:
+        journal.finish(record, "skipped", error=f"{name} was removed meanwhile",
+                       state_after="removed", details={"attempt": attempt,
+                                                       "evidence": evidence_path})
+        return None
     except errors.OpsKitError as exc:
         journal.finish(record, "failed", error=exc.message, state_after=_state(engine, cid),
                        details={"attempt": attempt, "evidence": evidence_path,
@@ -84,6 +106,44 @@ def recover(engine: Engine, finding: Finding, *, policy: RecoveryPolicy,
                             "time_to_recover_s": round(now - failed_at, 3)})
     log.info("recovered %s (%s) in %.2fs", name, finding.kind, now - failed_at)
     return True
+
+
+def _lease(engine: Engine, finding: Finding, actor: str, image: str | None,
+           incident: str) -> Lease | None:
+    """The incident's lease, created from ``image`` (or the container's, read by inspect);
+    None when the container is gone."""
+    cid = finding.container_id
+    if image:
+        try:
+            return acquire_lease(engine, cid, incident, holder=actor, image=image)
+        except errors.NotFound:
+            pass  # the image was removed since: ask the container which one it runs
+    try:
+        image = str(engine.api.inspect_container(cid)["Image"])
+    except Exception:
+        return None
+    return acquire_lease(engine, cid, incident, holder=actor, image=image)
+
+
+def _classified(evidence: Evidence) -> Evidence:
+    """The evidence with its finding made ``oom_killed`` when the inspect shows an OOM kill.
+
+    The watchdog decides an exit 137 from the ``die`` event alone, before the engine says
+    whether the kernel's OOM killer sent it; the evidence's inspect, taken after the engine's
+    exit handling, does.
+    """
+    finding, state = evidence.finding, evidence.inspect.get("State") or {}
+    if finding.kind != "exited_nonzero" or not state.get("OOMKilled"):
+        return evidence
+    limit = int((evidence.inspect.get("HostConfig") or {}).get("Memory") or 0)
+    oom = dataclasses.replace(
+        finding, kind="oom_killed",
+        evidence={**finding.evidence, "oom_killed": True, "memory_limit": limit,
+                  "decided_as": "exited_nonzero"},
+        hint=f"Container '{finding.container}' was killed by the kernel for memory"
+        f"{f' at its {limit / 2**20:g} MiB limit' if limit else ''}: raise the limit or find "
+        "what grows.")
+    return dataclasses.replace(evidence, finding=oom)
 
 
 def _act(engine: Engine, finding: Finding, policy: RecoveryPolicy,

@@ -34,7 +34,7 @@ from .engine import Engine
 from .event_records import Event, parse_event
 from .findings import Finding
 from .health import HealthHistory
-from .inspection import ContainerInfo
+from .inspection import ContainerInfo, health_from_status
 from .lease import sweep_leases
 from .policy import ACTIONABLE_KINDS, RecoveryPolicy, RecoveryState
 from .recover import recover
@@ -52,6 +52,12 @@ __all__ = ["Watchdog"]
 
 LIFECYCLE = {"create", "start", "restart", "die", "oom", "kill", "stop", "pause", "unpause",
              "destroy", "health_status"}
+
+
+def _run_key(info: ContainerInfo) -> str | None:
+    """One run of a container (its ID and ``State.StartedAt``): what an incident's lease is
+    keyed on, so peers that saw the same failure at different moments take the same lease."""
+    return f"{info.id}:run:{info.started_at.isoformat()}" if info.started_at else None
 
 
 @dataclass
@@ -340,12 +346,35 @@ class Watchdog:
             if self._watched(item.get("Labels") or {}) and \
                     (item.get("Labels") or {}).get(L.ROLE) != "lease":
                 seen.add(item["Id"])
-                self._pass(item["Id"], None)
+                known = self._unchanged(item)
+                if known is not None:
+                    self._evaluate(known, None)  # time-based rules still run on each tick
+                else:
+                    self._pass(item["Id"], None)
         with self._lock:
             for cid in set(self._tracked) - seen:
                 self._tracked.pop(cid, None)
         self.counters["passes"] += 1
         sweep_leases(self.engine)  # expired incident leases of this scope
+
+    def _unchanged(self, item: Mapping[str, Any]) -> ContainerInfo | None:
+        """The known state of a listed container when the listing shows nothing new.
+
+        ``docker ps`` carries the state and, in its status text, the health; a running,
+        healthy container that was already running and healthy needs no inspect (the engine
+        emits an event for every change of either). Probe-counting rules read the health log,
+        which only an inspect returns, so they always inspect.
+        """
+        own_probes = self.rules.unhealthy_after > 1 or self.rules.unhealthy_for is not None
+        with self._lock:
+            tracked = self._tracked.get(item["Id"])
+        if tracked is None or own_probes or tracked.busy:
+            return None
+        info, health = tracked.info, health_from_status(str(item.get("Status", "")))
+        if item.get("State") == info.state == "running" and health == info.health and \
+                info.health in ("", "healthy"):
+            return info
+        return None
 
     # -- one container ------------------------------------------------------------------
 
@@ -356,8 +385,12 @@ class Watchdog:
         """What a ``die`` event alone says about a container already known.
 
         The engine answers an inspect only after it has finished its exit handling (about
-        60 ms after ``die``); the event carries what the rules need, so the decision does not
-        wait. The next re-list reads the full state.
+        60 ms after ``die``, several hundred under load); the event carries what the rules
+        need, so the decision does not wait. An exit 137 is decided as a crash here and
+        :func:`~opskit.recover.recover` reads ``State.OOMKilled`` in its evidence (this engine
+        sends ``oom`` up to 0.4 s after ``die``), journaling an OOM kill as ``oom_killed``; an
+        ``oom`` event already seen makes it ``oom_killed`` at once. The next re-list reads the
+        full state.
         """
         if event is None or event.base_action != "die":
             return None
@@ -366,12 +399,10 @@ class Watchdog:
         if tracked is None or tracked.info.restart_policy not in ("", "no"):
             return None  # the engine may restart it itself: only its inspect can say
         code = event.exit_code
-        if code is None or code == 137:
-            # a kill or an OOM kill: this engine sends `oom` up to 0.4 s after `die`, so only
-            # inspect's State.OOMKilled tells them apart
+        if code is None:
             return None
         return dataclasses.replace(tracked.info, state="exited", exit_code=code,
-                                   finished_at=event.ts, pid=0)
+                                   finished_at=event.ts, pid=0, oom_killed=False)
 
     def _pass(self, container_id: str, event: Event | None) -> None:
         """Inspect one container (or read a ``die`` event), evaluate the rules, decide."""
@@ -433,7 +464,10 @@ class Watchdog:
                                                       "started; recover_now() acts on it"})
                 return
             restarting = view is not None and engine_restarting(view, self.rules)
-            stopped = view is not None and intentional_stop(view, self.rules)
+            # an asked-for stop explains an exit, not a running container's failure (say, one
+            # unhealthy again after an earlier restart, whose kill is still among the events)
+            stopped = view is not None and view.info.state in ("exited", "dead") and \
+                intentional_stop(view, self.rules)
             decision = tracked.state.decide(finding, datetime.now(UTC),
                                             engine_restarting=restarting,
                                             intentional_stop=stopped)
@@ -476,6 +510,7 @@ class Watchdog:
 
     def _act(self, tracked: _Tracked, finding: Finding, delay: float, attempt: int,
              detected_at: float) -> None:
+        ok: bool | None = None
         try:
             if delay and self._stop.wait(delay):
                 return
@@ -483,14 +518,17 @@ class Watchdog:
             ok = recover(self.engine, finding, policy=policy, journal=self.actions_journal,
                          actor=self.actor, events=list(tracked.events),
                          spec=self.specs.get(finding.service), attempt=attempt,
-                         detected_at=detected_at)
+                         detected_at=detected_at, image=tracked.info.image_id or None,
+                         incident=_run_key(tracked.info))
             if ok is not None and self.record_bundles and self._recorder is not None:
                 self._recorder.submit(self._record_bundle, finding)
             if ok is not None:
                 with self._lock:
                     tracked.state.record_attempt(datetime.now(UTC), ok)
-                    if not ok:
-                        tracked.decided.discard(finding.key)  # still failing: decide again
+                    # decide again on this key: still failing, or (after a cure) failing again
+                    # within the flap window, which keeps the first spell's key; the policy's
+                    # backoff and budget pace it
+                    tracked.decided.discard(finding.key)
                     if tracked.state.quarantined:
                         self.actions_journal.note(
                             "quarantine", finding.container_id, finding.container,
@@ -503,3 +541,8 @@ class Watchdog:
         finally:
             with self._lock:
                 tracked.busy = False
+        if ok is not None and not self._stop.is_set():
+            # what happened while this attempt ran (a die during the verify, say) was not acted
+            # on then: look at the container again now, so the backoff, not a re-list tick,
+            # sets the pace of the next attempt
+            self._safe(lambda: self._pass(finding.container_id, None))

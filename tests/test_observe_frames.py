@@ -30,6 +30,32 @@ def test_containers_frame_columns_and_dtypes(clean, demo) -> None:
     assert "env" not in frame.columns and "CANARY9" not in frame.to_csv()
 
 
+def test_a_paused_container_row_can_come_from_the_listing(clean, demo) -> None:
+    """What the table shows for a paused container whose inspect the engine holds up: the
+    listing's view agrees with the inspect on everything the listing carries."""
+    from opskit.inspection import ContainerInfo
+    from opskit.listing import summary_attrs
+
+    ops, name = clean, unique("paused-row")
+    cid = ops.deploy(opskit.ServiceSpec(name=name, image="opskit/demo-web:latest",
+                                        labels={TEST_LABEL: SESSION}),
+                     wait="healthy", timeout=20).ids[0]
+    ops.pause(name)
+    [item] = ops.engine.api.containers(all=True, filters={"id": [cid]})
+    listed = ContainerInfo.from_attrs(summary_attrs(item))
+    inspected = ContainerInfo.from_attrs(ops.engine.api.inspect_container(cid))
+    for field in ("id", "name", "service", "image", "image_id", "state", "labels", "networks",
+                  "managed"):
+        assert getattr(listed, field) == getattr(inspected, field), field
+    assert listed.created == inspected.created.replace(microsecond=0)  # ps has whole seconds
+    # `docker ps` shows no health for a paused container ("Up 5 seconds (Paused)"); the
+    # engine's own health of one turns unhealthy as its probes time out (moby#46203)
+    assert listed.state == "paused" and listed.health == ""
+    frame = ops.containers()
+    assert frame.set_index("id").loc[cid, "state"] == "paused"
+    ops.unpause(name)
+
+
 def test_inspect_masks_env_command_labels(clean, demo) -> None:
     ops, name = clean, unique("mask")
     ops.deploy(opskit.ServiceSpec(name=name, image="opskit/demo-crash:latest",
