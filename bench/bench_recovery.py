@@ -424,7 +424,8 @@ def engine_time(text: str) -> float:
 
 def steps(b: Bench, kind: str, cid: str, started: dict[str, Any], done: dict[str, Any]) -> None:
     """Where opskit's time went between the decision and the ``started`` line: the incident
-    lease (its container's ``Created``), the evidence (its ``captured_at``), the line."""
+    lease (its container's ``Created``) and the evidence (its ``captured_at``), which run side
+    by side from the decision, then from the evidence to the line."""
     decided = float(started["detected_at"])
     with contextlib.suppress(Exception):
         lease = b.api.containers(all=True, filters={"label": [
@@ -434,7 +435,7 @@ def steps(b: Bench, kind: str, cid: str, started: dict[str, Any], done: dict[str
         path = (done.get("details") or {}).get("evidence")
         if path:
             captured = float(json.loads(Path(path).read_text())["captured_at"])
-            b.add(f"{kind}.step.evidence", captured - created)
+            b.add(f"{kind}.step.evidence", captured - decided)
             b.add(f"{kind}.step.line", float(started["ts"]) - captured)
 
 
@@ -769,7 +770,8 @@ def render(b: Bench, trials: int, poll_trials: int, loop: LoopResult, idles: lis
     pn = f"{poll_trials} trials"
     on = f"{trials} trials"
     rows: list[list[Any]] = [
-        ["1a", f"crash (`die` event) to decision, p50 / p95 ({on})",
+        ["1a", f"crash (`kill -9` from the host, exit 137; `die` event) to decision, p50 / p95 "
+         f"({on})",
          pair(s("crash.decision.opskit")), "poller every 5 s (`status=exited`), to its "
          f"restart call ({pn})", pair(s("crash.request.poller")),
          times(s("crash.request.poller"), s("crash.decision.opskit")),
@@ -777,8 +779,8 @@ def render(b: Bench, trials: int, poll_trials: int, loop: LoopResult, idles: lis
         ["1a", f"crash (`die` event) to restart request (journal `started` line) ({on})",
          pair(s("crash.request.opskit")), f"same poller ({pn})", pair(s("crash.request.poller")),
          times(s("crash.request.poller"), s("crash.request.opskit")), ""],
-        ["1a", "crash with exit 143 (httpd killed inside; decided from the `die` event, no "
-         f"inspect) to decision ({on})", pair(s("exit.decision.opskit")), "", "", "",
+        ["1a", f"crash with exit 143 (httpd killed inside) to decision ({on})",
+         pair(s("exit.decision.opskit")), "", "", "",
          verdict(s("exit.decision.opskit"), TARGETS["crash"])],
         ["1a", f"same, to restart request ({on})", pair(s("exit.request.opskit")), "", "", "",
          ""],
@@ -848,39 +850,39 @@ def render(b: Bench, trials: int, poll_trials: int, loop: LoopResult, idles: lis
         "host and one clock. The decision is the action journal's `detected_at`; the restart "
         "request is its `started` line, written (fsync'd) after the lease and the evidence and "
         "just before `docker restart`.",
-        f"Crash to decision, all trials (ms): {fmt_list(s('crash.decision.opskit'))}; to "
-        f"restart request: {fmt_list(s('crash.request.opskit'))}. Where it goes (p50 / p95): "
-        f"the journal hands the `die` record to its subscribers "
-        f"{pair(s('crash.delivered.opskit'))} after the event; the watchdog then inspects the "
-        "container before it evaluates the rules, and the engine answers an inspect only once "
-        "it has finished its exit handling (it holds the container's lock through network and "
-        "mount cleanup after emitting `die`): an inspect asked for as soon as our own "
-        f"subscription saw `die` (on the Docker-policy containers, which nobody else watches) "
-        f"returned {pair(s('crash.inspect_after_die'))} after the event (a running "
-        "container's inspect takes ~1 ms). That wait, not opskit's own code, is most of the "
-        "decision time. The engine also stamps `State.FinishedAt` "
+        f"Crash (`kill -9` of the container's PID from the host, exit 137) to decision, all "
+        f"trials (ms): {fmt_list(s('crash.decision.opskit'))}; to restart request: "
+        f"{fmt_list(s('crash.request.opskit'))}. The journal hands the `die` record to its "
+        f"subscribers {pair(s('crash.delivered.opskit'))} (p50 / p95) after the event and the "
+        "watchdog decides from the event alone: it does not inspect first, because the engine "
+        "answers an inspect only once it has finished its exit handling (it holds the "
+        "container's lock through network and mount cleanup after emitting `die`): an inspect "
+        "asked for as soon as our own subscription saw `die` (on the Docker-policy containers, "
+        f"which nobody else watches) returned {pair(s('crash.inspect_after_die'))} after the "
+        "event (a running container's inspect takes ~1 ms). Whether an exit 137 was the OOM "
+        "killer is read from the evidence's inspect, which waits for that exit handling "
+        "anyway, and journaled as `oom_killed`. The engine stamps `State.FinishedAt` "
         f"{pair(s('crash.finished_to_die'))} before the `die` event, so opskit's own "
         "`time_to_detect_s`, which starts at `FinishedAt`, reads that much higher.",
-        f"Crash with exit 143, to decision (ms): {fmt_list(s('exit.decision.opskit'))}; to "
-        f"restart request: {fmt_list(s('exit.request.opskit'))}. The decision no longer waits "
-        "for an inspect, but the restart request still does: decision to the incident lease's "
-        f"`Created` stamp {pair(s('exit.step.lease'))}, because `recover` first inspects the "
-        "container (for its image ID, to create the lease from) and that inspect waits for the "
-        "same exit handling; then evidence "
-        f"{pair(s('exit.step.evidence'))}, `started` line {pair(s('exit.step.line'))}.",
+        f"Crash with exit 143 (httpd killed inside), to decision (ms): "
+        f"{fmt_list(s('exit.decision.opskit'))}; to restart request: "
+        f"{fmt_list(s('exit.request.opskit'))}.",
+        "From the decision to the restart request, `recover` takes the incident lease (a "
+        "`docker create`, from the image ID the watchdog already knows) and captures the "
+        "evidence (inspect, last logs) side by side, then writes the evidence file and the "
+        "fsync'd `started` line. p50 / p95 from the decision: the lease's `Created` stamp (the "
+        "engine stamps it when the create begins) after a crash "
+        f"{pair(s('crash.step.lease'))}, after exit 143 {pair(s('exit.step.lease'))}, after "
+        f"unhealthy {pair(s('unhealthy.step.lease'))}; the evidence's `captured_at` after a "
+        f"crash {pair(s('crash.step.evidence'))} (its inspect waits for the exit handling), "
+        f"after exit 143 {pair(s('exit.step.evidence'))}, after unhealthy "
+        f"{pair(s('unhealthy.step.evidence'))}; from the evidence to the `started` line (the "
+        "rest of the lease's create, the files) after a crash "
+        f"{pair(s('crash.step.line'))}, after exit 143 {pair(s('exit.step.line'))}, after "
+        f"unhealthy {pair(s('unhealthy.step.line'))}.",
         f"Unhealthy event to decision (ms): {fmt_list(s('unhealthy.decision.opskit'))}; to "
         f"restart request: {fmt_list(s('unhealthy.request.opskit'))}. Journal delivery "
-        f"{pair(s('unhealthy.delivered.opskit'))}. Detection itself is fast; the time goes "
-        "after the decision, in the serial steps `recover` takes before its `started` line "
-        "(p50 / p95): decision to the incident lease's `Created` stamp (the engine stamps it "
-        f"when a `docker create` begins) {pair(s('unhealthy.step.lease'))}; from there to the "
-        "evidence's `captured_at` (the rest of that `docker create`, then the evidence's "
-        f"inspect) {pair(s('unhealthy.step.evidence'))}; then the evidence's logs, its file "
-        "written with fsync and the fsync'd `started` line "
-        f"{pair(s('unhealthy.step.line'))}. After a crash the same steps took "
-        f"{pair(s('crash.step.lease'))}, {pair(s('crash.step.evidence'))}, "
-        f"{pair(s('crash.step.line'))}. The tail is the engine answering `docker create` "
-        "slowly while other containers start and probe.",
+        f"{pair(s('unhealthy.delivered.opskit'))}.",
         f"Recovery after a crash, opskit (s): {fmt_list(s('crash.recover.opskit'), 1)}; "
         f"Docker's policy: {fmt_list(s('crash.recover.docker'), 1)} (slowest: opskit in round "
         f"{slowest(s('crash.recover.opskit'))}, Docker in round "
@@ -920,7 +922,8 @@ def render(b: Bench, trials: int, poll_trials: int, loop: LoopResult, idles: lis
           "either watcher in the window; host load " + idle.load + "." for idle in idles],
         "The journal's reader parses each engine event and masks its attributes (every exec "
         "event of an opskit container carries all its labels) before queueing it, the writer "
-        "serializes and appends it, the re-list inspects every watched container every 5 s; "
+        "serializes and appends it, the re-list lists the watched containers every 5 s and "
+        "inspects only those whose listing shows a change of state or health; "
         "the watchdog's own event loop skips everything but life-cycle events. Each probe is "
         "three events (exec_create, exec_start, exec_die). The poller's figure is its whole "
         "Python process (two list calls every 5 s). The idle fleet keeps the image's probe and "
