@@ -378,7 +378,8 @@ def record(ops: Ops, name: str, services: Sequence[str] | None = None, since: An
                                   ("stats", stats), ("events", events), ("logs", logs),
                                   ("health", health), ("actions", actions),
                                   ("findings", findings))}
-    policy = policy if policy is not None else getattr(watchdog, "_default_policy", None)
+    if policy is None and watchdog is not None:
+        policy = watchdog.policy
     info = engine.info
     extra = scrub_value({
         "engine": {"host": redact_text(engine.host), "id": engine_id,

@@ -31,7 +31,7 @@ def recovery_times(actions: pd.DataFrame) -> pd.DataFrame:
     import pandas as pd
 
     done = actions[(actions["result"].astype(str).isin(["ok", "failed"]))
-                   & (actions["reason"].astype(str) != "manual")]
+                   & ~actions["reason"].astype(str).isin(["manual", "chaos"])]
     rows = []
     for _, row in done.iterrows():
         details = row["details"] if isinstance(row["details"], dict) else {}
@@ -53,8 +53,9 @@ def recovery_times(actions: pd.DataFrame) -> pd.DataFrame:
 
 def incidents_by_kind(actions: pd.DataFrame) -> pd.DataFrame:
     """Count of automatic decisions per finding kind and result (``ok``, ``failed``,
-    ``skipped``, ``quarantined``, ``handled-by-peer``, ...)."""
-    auto = actions[actions["reason"].astype(str) != "manual"]
+    ``skipped``, ``quarantined``, ``handled-by-peer``, ...); people's actions and injected
+    faults are not incidents."""
+    auto = actions[~actions["reason"].astype(str).isin(["manual", "chaos"])]
     table = auto.groupby([auto["reason"].astype(str), auto["result"].astype(str)]).size()
     return table.unstack(fill_value=0).rename_axis(index="kind", columns="result")
 

@@ -16,7 +16,6 @@ person calls :meth:`~RecoveryState.acknowledge`.
 from __future__ import annotations
 
 import dataclasses
-import math
 import random
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -26,7 +25,7 @@ from typing import Any
 
 from .errors import InvalidSpec
 from .findings import Finding
-from .units import parse_duration
+from .units import checked_duration
 
 __all__ = ["ACTIONABLE_KINDS", "ACTIONS", "Decision", "RecoveryPolicy", "RecoveryState",
            "backoff_delay"]
@@ -81,17 +80,8 @@ class RecoveryPolicy:
             raise InvalidSpec("action", f"{self.action!r} is not a recovery action",
                               allowed=", ".join(ACTIONS), value=self.action)
         for name, least in _DURATIONS.items():
-            value = getattr(self, name)
-            try:
-                seconds = parse_duration(value)
-            except (TypeError, ValueError) as exc:
-                raise InvalidSpec(name, str(exc), allowed="seconds or '30s', '10m'",
-                                  value=value) from None
-            if not math.isfinite(seconds) or seconds < least:
-                raise InvalidSpec(name, f"{seconds:g}s is too small" if seconds < least
-                                  else "is not finite", allowed=f"a duration >= {least:g}s",
-                                  value=value)
-            object.__setattr__(self, name, seconds)
+            object.__setattr__(self, name, checked_duration(name, getattr(self, name),
+                                                            least=least))
         factor = self.backoff_factor
         if isinstance(factor, bool) or not isinstance(factor, int | float) or not (
                 1 <= factor <= 100):

@@ -40,7 +40,7 @@ from .findings import Finding
 from .health import probe_outcome
 from .inspection import ContainerInfo, parse_engine_time
 from .stats_calc import StatsRow
-from .units import parse_duration
+from .units import checked_duration
 
 __all__ = ["RULES", "ContainerView", "Rule", "RuleConfig", "engine_restarting", "evaluate",
            "find_cpu_pressure", "find_crash_loop", "find_exited_nonzero", "find_exited_zero",
@@ -105,15 +105,9 @@ class RuleConfig:
             value = getattr(self, name)
             if value is None and name == "unhealthy_for":
                 continue
-            try:
-                seconds = parse_duration(value)
-            except (TypeError, ValueError) as exc:
-                raise InvalidSpec(name, str(exc), allowed="seconds or '30s', '5m'",
-                                  value=value) from None
-            if seconds < 0 or (seconds == 0 and name != "paused_for"):
-                raise InvalidSpec(name, f"{seconds:g}s is not a positive duration",
-                                  allowed="seconds above 0, or '30s', '5m'", value=value)
-            object.__setattr__(self, name, seconds)
+            # paused_for may be 0 (report any pause); the others must be above 0
+            object.__setattr__(self, name, checked_duration(
+                name, value, least=0.0 if name == "paused_for" else 0.001))
         if not isinstance(self.expect_running, bool):
             raise InvalidSpec("expect_running", f"{self.expect_running!r} is not a boolean",
                               allowed="true or false", value=self.expect_running)

@@ -6,8 +6,12 @@ know the field wrap it into :class:`~opskit.errors.InvalidSpec`.
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from .errors import InvalidSpec
 
 __all__ = ["parse_bytes", "parse_duration", "parse_time"]
 
@@ -55,6 +59,24 @@ def parse_duration(value: float | int | str | timedelta) -> float:
     if pos == 0 or text[pos:].strip():
         raise ValueError(f"{value!r} is not a duration like '30s', '5m', '1h30m' or seconds")
     return total
+
+
+def checked_duration(field: str, value: Any, *, least: float = 0.0) -> float:
+    """:func:`parse_duration` for a field of a spec or policy: finite and at least ``least``.
+
+    Raises:
+        InvalidSpec: naming ``field``, when the value is not such a duration.
+    """
+    try:
+        seconds = parse_duration(value)
+    except (TypeError, ValueError) as exc:
+        raise InvalidSpec(field, str(exc), allowed="seconds or '30s', '5m'",
+                          value=value) from None
+    if not math.isfinite(seconds) or seconds < least:
+        raise InvalidSpec(field, "is not finite" if not math.isfinite(seconds)
+                          else f"{seconds:g}s is too small",
+                          allowed=f"a duration of at least {least:g}s", value=value)
+    return seconds
 
 
 def parse_time(value: datetime | str | float | int | None, *,

@@ -182,6 +182,15 @@ class Watchdog:
 
     # -- what it knows ------------------------------------------------------------------
 
+    @property
+    def policy(self) -> RecoveryPolicy:
+        """The default recovery policy (services without one of their own follow it)."""
+        return self._default_policy
+
+    def policy_for(self, service: str) -> RecoveryPolicy:
+        """The recovery policy that governs ``service``."""
+        return self._policies.get(service, self._default_policy)
+
     def findings(self) -> list[Finding]:
         """The current findings of every watched container."""
         with self._lock:
@@ -379,7 +388,7 @@ class Watchdog:
     # -- one container ------------------------------------------------------------------
 
     def _policy(self, service: str) -> RecoveryPolicy:
-        return self._policies.get(service, self._default_policy)
+        return self.policy_for(service)
 
     def _from_event(self, container_id: str, event: Event | None) -> ContainerInfo | None:
         """What a ``die`` event alone says about a container already known.

@@ -22,12 +22,9 @@ JOURNAL_COLUMNS = ("ts", "container", "action", "result", "reason", "error")
 
 
 def dry_run_of(watchdog: Any) -> bool:
-    """Whether the watchdog's default recovery policy only reports.
-
-    The watchdog has no public accessor for its policy yet, so this reads the attribute it
-    keeps; a watchdog without one counts as acting.
-    """
-    policy = getattr(watchdog, "_default_policy", None)
+    """Whether the watchdog's default recovery policy only reports (a stand-in without a
+    ``policy`` counts as acting)."""
+    policy = getattr(watchdog, "policy", None)
     return bool(getattr(policy, "dry_run", False))
 
 
