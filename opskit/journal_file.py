@@ -22,6 +22,7 @@ consumer without ever blocking the journal. Nothing here talks to the engine.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import os
@@ -55,8 +56,22 @@ ACTION_STATES: Mapping[str, str] = MappingProxyType({
 
 def _mask_attributes(attributes: Mapping[str, str]) -> dict[str, str]:
     """Mask secrets in event attributes (they carry the container's labels and, for exec
-    events, command lines); see :func:`opskit.redact.redact_mapping`."""
-    return redact_mapping(attributes, table="events")
+    events, command lines); see :func:`opskit.redact.redact_mapping`.
+
+    Each key and value is masked once: every healthcheck probe of a container sends three
+    events with the same labels, and masking was most of the journal's cost per event.
+    """
+    return {key: _masked_value(key, value) for key, value in attributes.items()}
+
+
+@functools.lru_cache(maxsize=16384)
+def _masked_value(key: str, value: str) -> str:
+    return redact_mapping({key: value}, table="events")[key]
+
+
+@functools.lru_cache(maxsize=4096)
+def _masked_action(action: str) -> str:
+    return redact_text(action, table="events")
 
 
 def host_slug(host: str) -> str:
@@ -93,7 +108,7 @@ class Record:
     def from_event(cls, event: Event) -> Record:
         """The journal line of an engine event (attributes masked)."""
         return cls(time_nano=event.time_nano, type=event.type,
-                   action=redact_text(event.action, table="events"),
+                   action=_masked_action(event.action),
                    actor_id=event.actor_id, name=event.attributes.get("name"), host=event.host,
                    kind="event", attributes=_mask_attributes(event.attributes))
 
