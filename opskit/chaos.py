@@ -9,18 +9,26 @@ reported as paused, never as crashed.
 
 Faults: ``crash`` (the container's process is killed from the host by PID, so the engine sees a
 real crash rather than an API kill; local engine only), ``kill`` (API), ``stop``, ``pause``,
-``unhealthy`` (the demo images' ``make-unhealthy``), ``cpu`` (a busy loop inside), ``disconnect``
-(from a network), ``oom`` (starts the demo memory hog as a new replica-less service).
+``unhealthy`` (the demo images' ``make-unhealthy``), ``cpu`` (a busy loop inside), ``oom`` (a
+shell inside doubles a string until the kernel's OOM killer acts within the container's memory
+limit; refused without a limit), ``delay`` (every process of the container is stopped with
+SIGSTOP from the host for ``seconds``, then continued: requests wait in the socket's backlog and
+are answered late; local engine only; a per-packet ``netem`` delay needs the ``sch_netem``
+kernel module, which this kit does not assume), ``disconnect`` (from a network).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
+import threading
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from . import errors
@@ -32,8 +40,11 @@ from .targets import Ref, resolve_one
 
 __all__ = ["FAULTS", "Fault", "inject", "residue", "undo_fault", "undo_residue"]
 
-FAULTS = ("crash", "kill", "stop", "pause", "unhealthy", "cpu", "disconnect")
+FAULTS = ("crash", "kill", "stop", "pause", "unhealthy", "cpu", "oom", "delay", "disconnect")
+_HOST_SIDE = ("crash", "delay")  # signals sent from the host to the container's PIDs
 _CPU_MARK = "/tmp/.opskit-chaos-cpu"
+_OOM_MARK = "/tmp/.opskit-chaos-oom"
+MAX_DELAY = 600.0
 
 
 @dataclass
@@ -53,7 +64,8 @@ class Fault:
         """Put things back (start, unpause, make healthy, reconnect, stop the hog)."""
         if self.undone or self.engine is None:
             return
-        undo_fault(self.engine, self.kind, self.container_id, self.details.get("network", ""))
+        undo_fault(self.engine, self.kind, self.container_id, self.details.get("network", ""),
+                   pids=self.details.get("pids", ()))
         self.undone = True
         _mark_undone(self.id)
 
@@ -82,7 +94,7 @@ def _exec(engine: Engine, ref: Ref, cmd: list[str], *, detach: bool = False) -> 
 
 
 def inject(engine: Engine, kind: str, target: str, *, journal: ActionJournal | None = None,
-           network: str | None = None) -> Fault:
+           network: str | None = None, seconds: float = 2.0) -> Fault:
     """Inject one fault into one of opskit's containers.
 
     Args:
@@ -90,27 +102,40 @@ def inject(engine: Engine, kind: str, target: str, *, journal: ActionJournal | N
         target: a container name or ID, or a service of one replica.
         journal: the action journal to record the injection in.
         network: for ``disconnect``, the network to cut (default: the container's first).
+        seconds: for ``delay``, how long the processes stay stopped (above 0, at most 600).
 
     Raises:
-        InvalidTarget: unknown fault, or a ``crash`` on a remote engine.
+        InvalidTarget: unknown fault, a ``crash`` or ``delay`` on a remote engine, an ``oom``
+            for a container without a memory limit.
+        InvalidSpec: ``seconds`` out of range.
         OutOfScope, ContainerNotFound: the target is not opskit's or does not exist.
     """
     if kind not in FAULTS:
         raise errors.InvalidTarget(target, f"cannot be given unknown fault {kind!r}",
                                    hint="choose one of " + ", ".join(FAULTS) + ".")
-    if kind == "crash" and not (engine.is_local and os.geteuid() == 0):
-        raise errors.InvalidTarget(target, "cannot be crashed from the host: the engine is not "
-                                   "local or this process is not root",
-                                   hint="use kind='kill' for an API kill instead.")
+    if kind in _HOST_SIDE and not (engine.is_local and os.geteuid() == 0):
+        raise errors.InvalidTarget(target, f"cannot be given a {kind} from the host: the engine "
+                                   "is not local or this process is not root",
+                                   hint="use kind='kill' for an API kill, or 'pause' for a "
+                                   "freeze, instead.")
+    if kind == "delay" and (isinstance(seconds, bool) or not isinstance(seconds, int | float)
+                            or not 0 < seconds <= MAX_DELAY):
+        raise errors.InvalidSpec("seconds", f"{seconds!r} is not a delay in seconds",
+                                 allowed=f"above 0 and at most {MAX_DELAY:g}", value=seconds)
     ref = resolve_one(engine, target, action=f"inject {kind} into")
     fault = Fault(uuid.uuid4().hex[:12], kind, ref.name, ref.id, time.time(), engine=engine)
     if kind == "disconnect":
         fault.details["network"] = _network_of(engine, ref, network)
+    elif kind == "oom":
+        fault.details["memory_limit"] = _memory_limit(engine, ref)
+    elif kind == "delay":
+        fault.details.update(pids=_host_pids(engine, ref), seconds=float(seconds))
     record = journal.begin(f"chaos:{kind}", ref.id, ref.name, service=ref.service,
                            reason="chaos", state_before=ref.state) if journal else None
     _ledger().append([json.dumps({"id": fault.id, "phase": "injected", "kind": kind,
                                   "container": ref.name, "container_id": ref.id,
                                   "network": fault.details.get("network", ""),
+                                  "pids": fault.details.get("pids", []),
                                   "ts": fault.injected_at})], sync=True)
     try:
         _apply(engine, kind, ref, fault)
@@ -144,12 +169,22 @@ def _apply(engine: Engine, kind: str, ref: Ref, fault: Fault) -> None:
     elif kind == "cpu":
         _exec(engine, ref, ["sh", "-c", f"touch {_CPU_MARK}; while [ -f {_CPU_MARK} ]; do :; "
                             "done"], detach=True)
+    elif kind == "oom":
+        _exec(engine, ref, ["sh", "-c", f"touch {_OOM_MARK}; x=0123456789abcdef; "
+                            f"while [ -f {_OOM_MARK} ]; do x=\"$x$x\"; done"], detach=True)
+    elif kind == "delay":
+        _signal(fault.details["pids"], signal.SIGSTOP)
+        timer = threading.Timer(fault.details["seconds"], fault.undo)
+        timer.daemon = True  # if this process dies first, residue() reports the stopped PIDs
+        timer.start()
     else:
         api.disconnect_container_from_network(ref.id, fault.details["network"])
 
 
-def undo_fault(engine: Engine, kind: str, container_id: str, network: str = "") -> None:
-    """Undo one fault by kind: start, unpause, make healthy, stop the hog, or reconnect.
+def undo_fault(engine: Engine, kind: str, container_id: str, network: str = "", *,
+               pids: Sequence[int] = ()) -> None:
+    """Undo one fault by kind: start, unpause, make healthy, stop the hog, continue the
+    stopped processes, or reconnect.
 
     Raises:
         EngineError: the engine refused (the container may have been removed meanwhile).
@@ -163,10 +198,14 @@ def undo_fault(engine: Engine, kind: str, container_id: str, network: str = "") 
         elif kind == "pause":
             if state == "paused":
                 thaw(engine, container_id)
-        elif kind in ("unhealthy", "cpu"):
-            cmd = ["make-healthy"] if kind == "unhealthy" else ["rm", "-f", _CPU_MARK]
-            created = api.exec_create(container_id, cmd)
-            api.exec_start(created["Id"])
+        elif kind in ("unhealthy", "cpu", "oom"):
+            cmd = {"unhealthy": ["make-healthy"], "cpu": ["rm", "-f", _CPU_MARK],
+                   "oom": ["rm", "-f", _OOM_MARK]}[kind]
+            if state == "running":
+                created = api.exec_create(container_id, cmd)
+                api.exec_start(created["Id"])
+        elif kind == "delay":
+            _signal(pids, signal.SIGCONT)
         elif kind == "disconnect" and network:
             api.connect_container_to_network(container_id, network)
     except Exception as exc:
@@ -191,6 +230,43 @@ def _states(engine: Engine, ids: list[str]) -> dict[str, str]:
     return {cid: item.get("State", "") for cid, item in _listing(engine, ids).items()}
 
 
+def _memory_limit(engine: Engine, ref: Ref) -> int:
+    """The container's memory limit; an OOM fault without one would take the host's memory."""
+    limit = int((engine.api.inspect_container(ref.id).get("HostConfig") or {}).get("Memory")
+                or 0)
+    if not limit:
+        raise errors.InvalidTarget(ref.name, "has no memory limit, so a memory hog inside it "
+                                   "would take the host's memory",
+                                   hint="deploy it with a limit first (ServiceSpec(memory="
+                                   "'64m')), or use the demo image opskit/demo-hog.")
+    return limit
+
+
+def _host_pids(engine: Engine, ref: Ref) -> list[int]:
+    """The host PIDs of the container's processes (``docker top``)."""
+    if ref.state != "running":
+        raise errors.InvalidTarget(ref.name, f"is {ref.state or 'not running'}, so it cannot "
+                                   "be delayed", hint="start it first.")
+    top = engine.api.top(ref.id)
+    column = list(top.get("Titles") or []).index("PID")
+    return [int(row[column]) for row in top.get("Processes") or []]
+
+
+def _signal(pids: Sequence[int], sig: signal.Signals) -> None:
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(int(pid), sig)
+
+
+def _stopped(pid: int) -> bool:
+    """Whether a host process is stopped by a signal (``T`` in ``/proc/PID/stat``)."""
+    try:
+        stat = Path(f"/proc/{int(pid)}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rpartition(")")[2].split()[:1] == ["T"]
+
+
 def _network_of(engine: Engine, ref: Ref, network: str | None) -> str:
     nets = list(((engine.api.inspect_container(ref.id).get("NetworkSettings") or {})
                  .get("Networks") or {}).keys())
@@ -203,7 +279,8 @@ def _network_of(engine: Engine, ref: Ref, network: str | None) -> str:
 
 def undo_residue(engine: Engine, entry: dict[str, Any]) -> None:
     """Undo a fault found by :func:`residue` (its injector died) and mark it undone."""
-    undo_fault(engine, entry["kind"], entry["container_id"], entry.get("network", ""))
+    undo_fault(engine, entry["kind"], entry["container_id"], entry.get("network", ""),
+               pids=entry.get("pids") or ())
     _mark_undone(entry["id"])
 
 
@@ -240,6 +317,7 @@ def residue(engine: Engine) -> list[dict[str, Any]]:
         still = {"pause": state == "paused", "stop": state == "exited",
                  "kill": state == "exited", "crash": state == "exited",
                  "disconnect": bool(item.get("network")) and item["network"] not in nets,
+                 "delay": any(_stopped(pid) for pid in item.get("pids") or ()),
                  }.get(item["kind"], True)
         out.append({**item, "state": state, "still_in_place": still})
     return out

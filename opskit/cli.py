@@ -224,8 +224,12 @@ def cmd_chaos(args: argparse.Namespace) -> int:
         return 0
     if not args.target:
         raise errors.InvalidTarget("", "is missing", hint="opskit chaos crash web")
-    fault = ops.chaos(args.kind, args.target, network=args.network)
+    fault = ops.chaos(args.kind, args.target, network=args.network, seconds=args.seconds)
     print(f"{fault.kind}\t{fault.container}\t{fault.id}")
+    if args.kind == "delay" and args.undo_after is None:
+        time.sleep(args.seconds)  # the thaw's timer lives in this process: outlive it
+        fault.undo()
+        print(f"undone\t{fault.container}")
     if args.undo_after is not None:
         time.sleep(args.undo_after)
         fault.undo()
@@ -368,6 +372,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("kind", choices=[*FAULTS, "residue"])
     p.add_argument("target", nargs="?", default="")
     p.add_argument("--network", default=None, help="for disconnect")
+    p.add_argument("--seconds", type=float, default=2.0,
+                   help="for delay: how long the processes stay stopped (2)")
     p.add_argument("--undo-after", type=float, default=None, metavar="SECONDS")
     p.add_argument("--undo", action="store_true", help="with residue: undo what is left")
     p.set_defaults(func=cmd_chaos)

@@ -202,12 +202,15 @@ class Ops:
         return Watchdog(self.engine, services=services, policy=policy, journal=journal,
                         actions=self.action_journal, **kw)
 
-    def chaos(self, kind: str, target: str, *, network: str | None = None) -> chaos.Fault:
+    def chaos(self, kind: str, target: str, *, network: str | None = None,
+              seconds: float = 2.0) -> chaos.Fault:
         """Inject a fault into one of opskit's containers; ``fault.undo()`` puts it back.
 
-        See :mod:`opskit.chaos` for the kinds.
+        See :mod:`opskit.chaos` for the kinds (``network`` for ``disconnect``, ``seconds`` for
+        ``delay``).
         """
-        return chaos.inject(self.engine, kind, target, journal=self.action_journal, network=network)
+        return chaos.inject(self.engine, kind, target, journal=self.action_journal,
+                            network=network, seconds=seconds)
 
     def chaos_residue(self) -> list[dict[str, Any]]:
         """Faults whose injector died before undoing them; see :func:`opskit.chaos.residue`."""

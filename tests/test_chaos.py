@@ -75,6 +75,83 @@ def test_cpu_hog_and_disconnect(clean, demo) -> None:
     assert net in ops.inspect(cid).networks
 
 
+@pytest.mark.skipif(os.geteuid() != 0, reason="stopping processes from the host needs root")
+@pytest.mark.skipif(os.geteuid() != 0, reason="stopping processes from the host needs root")
+def test_delay_residue_after_the_injector_dies(clean, demo, tmp_path, monkeypatch) -> None:
+    """RELIABILITY row 17 for a delay: its thaw dies with the injector; the stopped processes
+    are reported and continued."""
+    import shutil
+
+    from opskit.chaos import _stopped, undo_residue
+    from opskit.engine import state_dir
+
+    home = tmp_path / "home"
+    shutil.copytree(state_dir() / "keys", home / "keys")
+    monkeypatch.setenv("OPSKIT_HOME", str(home))
+    ops, name = clean, unique("stuck")
+    cid = web(ops, name)
+    script = textwrap.dedent(f"""
+        import os, signal, opskit
+        ops = opskit.connect(scope={ops.engine.scope!r})
+        ops.chaos("delay", {name!r}, seconds=300)
+        os.kill(os.getpid(), signal.SIGKILL)
+    """)
+    proc = subprocess.run([sys.executable, "-c", script], env=os.environ.copy(), check=False)
+    assert proc.returncode == -9
+    [found] = [r for r in ops.chaos_residue() if r["container_id"] == cid]
+    assert found["kind"] == "delay" and found["still_in_place"] and found["state"] == "running"
+    undo_residue(ops.engine, found)
+    assert not any(_stopped(pid) for pid in found["pids"])
+    assert not [r for r in ops.chaos_residue() if r["container_id"] == cid]
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="stopping processes from the host needs root")
+def test_delay_holds_requests_then_lets_them_through(clean, demo) -> None:
+    """Every process of the container is stopped for the delay: a request waits, is answered
+    after it, and the container never changed state in the engine's eyes."""
+    import urllib.request
+
+    from opskit.chaos import _stopped
+
+    ops, name = clean, unique("delay")
+    cid = web(ops, name, ports={8080: None})
+    port = ops.inspect(cid).ports["8080/tcp"].rpartition(":")[2]
+    url = f"http://127.0.0.1:{port}/health"
+    fault = ops.chaos("delay", name, seconds=1.5)
+    assert fault.details["pids"] and all(_stopped(pid) for pid in fault.details["pids"])
+    started = time.monotonic()
+    with urllib.request.urlopen(url, timeout=10) as answer:
+        assert answer.status == 200
+    assert time.monotonic() - started > 1.0, "the request waited for the delay"
+    until_free = time.monotonic() + 5
+    while any(_stopped(pid) for pid in fault.details["pids"]) and time.monotonic() < until_free:
+        time.sleep(0.05)
+    assert not any(_stopped(pid) for pid in fault.details["pids"])
+    started = time.monotonic()
+    with urllib.request.urlopen(url, timeout=10) as answer:
+        assert answer.status == 200
+    assert time.monotonic() - started < 1.0
+    assert ops.inspect(cid).state == "running"
+    with pytest.raises(opskit.InvalidSpec, match="seconds"):
+        ops.chaos("delay", name, seconds=0)
+
+
+def test_oom_is_a_kernel_kill_inside_the_memory_limit(clean, demo, observer) -> None:
+    ops, name, bare = clean, unique("oomhog"), unique("nolimit")
+    cid = web(ops, name, memory="32m")
+    fault = ops.chaos("oom", name)
+    assert fault.details["memory_limit"] == 32 * 1024 * 1024
+    observer.wait_for("oom", cid, timeout=30)
+    fault.undo()
+    assert ops.exec(name, ["test", "-f", "/tmp/.opskit-chaos-oom"]).exit_code == 1
+    bare_id = web(ops, bare)
+    with pytest.raises(opskit.InvalidTarget, match="no memory limit"):
+        ops.chaos("oom", bare)
+    assert not [r for r in ops.chaos_residue() if r["container_id"] == bare_id]
+    journaled = ops.actions()
+    assert bare not in set(journaled["container"].astype(str)), "refused before any record"
+
+
 def test_foreign_and_unknown_are_refused(clean, demo) -> None:
     ops = clean
     name = unique("alien")
