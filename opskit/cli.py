@@ -180,7 +180,9 @@ def cmd_watch(args: argparse.Namespace) -> int:
     import signal
     import threading
 
+    from .ops import as_spec
     from .policy import RecoveryPolicy
+    from .spec import ServiceSpec
 
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(message)s")
@@ -189,8 +191,15 @@ def cmd_watch(args: argparse.Namespace) -> int:
     if args.dry_run and not policy.dry_run:
         policy = RecoveryPolicy.from_dict({**policy.to_dict(), "dry_run": True})
     ops = _ops(args)
+    specs = {}
+    for path in args.spec:
+        spec = as_spec(path)
+        if args.dry_run and spec.recovery is not None:
+            spec = ServiceSpec.from_dict({**spec.to_dict(), "recovery": {
+                **spec.recovery.to_dict(), "dry_run": True}})
+        specs[spec.name] = spec
     journal = ops.journal().start()
-    watchdog = ops.watch(args.service or None, policy=policy,
+    watchdog = ops.watch(args.service or None, policy=policy, specs=specs,
                          relist_every=args.relist_every).start()
     done = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -362,7 +371,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("watch", help="watch services and recover them (runs until SIGTERM)")
     p.add_argument("--service", action="append", default=[], help="service to watch "
                    "(repeatable; default: every opskit service of the scope)")
-    p.add_argument("--policy", default=None, help="a YAML RecoveryPolicy")
+    p.add_argument("--policy", default=None, help="a YAML RecoveryPolicy: the default")
+    p.add_argument("--spec", action="append", default=[], metavar="YAML",
+                   help="a service spec (repeatable): its `recovery` policy holds for its "
+                   "service, and action=recreate uses it")
     p.add_argument("--dry-run", action="store_true", help="decide and record, never act")
     p.add_argument("--relist-every", type=float, default=5.0)
     p.add_argument("--status-every", type=float, default=10.0)

@@ -46,6 +46,9 @@ class Ops:
         self.action_journal = journal or ActionJournal(host=engine.host)
         self._health = HealthHistory()
         self._journal: Any = None
+        self.specs: dict[str, ServiceSpec] = {}
+        """The specs this connection deployed, by service: :meth:`watch` passes them on (for
+        their ``recovery`` policies and ``recreate``)."""
 
     def __repr__(self) -> str:
         return f"<opskit.Ops {self.engine.host} scope={self.engine.scope!r}>"
@@ -84,8 +87,11 @@ class Ops:
                wait: str | None = "healthy", timeout: float = 60.0,
                progress: Callable[[str], None] | None = None) -> _deploy.Deployment:
         """Deploy a spec, a mapping, or a YAML path; see :func:`opskit.deploy.deploy`."""
-        return _deploy.deploy(self.engine, as_spec(spec), wait=wait, timeout=timeout,
-                              progress=progress)
+        parsed = as_spec(spec)
+        result = _deploy.deploy(self.engine, parsed, wait=wait, timeout=timeout,
+                                progress=progress)
+        self.specs[parsed.name] = parsed
+        return result
 
     def teardown(self, service: str, *, volumes: bool = False) -> list[str]:
         """Remove a service and what deploy made for it; see :func:`opskit.deploy.teardown`."""
@@ -194,13 +200,15 @@ class Ops:
         ``wd.findings()``, ``wd.actions()``; see :class:`opskit.watchdog.Watchdog`.
 
         Its actions go to this connection's action journal, and it reads this connection's
-        event journal when one runs.
+        event journal when one runs. It is given the specs this connection deployed (and any in
+        ``specs=``), so a spec's ``recovery`` policy holds for its service.
         """
         from .watchdog import Watchdog
 
         journal = self._journal if self._journal is not None and self._journal.running else None
+        specs = {**self.specs, **dict(kw.pop("specs", None) or {})}
         return Watchdog(self.engine, services=services, policy=policy, journal=journal,
-                        actions=self.action_journal, **kw)
+                        actions=self.action_journal, specs=specs, **kw)
 
     def chaos(self, kind: str, target: str, *, network: str | None = None,
               seconds: float = 2.0) -> chaos.Fault:

@@ -72,6 +72,9 @@ class ServiceSpec:
         stop_timeout: seconds ``docker stop`` waits before SIGKILL (engine default 10).
         stop_signal: the signal ``docker stop`` sends first.
         pull: ``"never"`` (default), ``"missing"`` or ``"always"``.
+        recovery: the service's :class:`~opskit.policy.RecoveryPolicy` (or a mapping of its
+            fields), which a watchdog given this spec follows; it does not shape the containers,
+            so changing it replaces none.
     """
 
     name: str
@@ -96,6 +99,7 @@ class ServiceSpec:
     stop_timeout: float | None = None
     stop_signal: str | None = None
     pull: str = "never"
+    recovery: Any = None
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
@@ -187,8 +191,26 @@ class ServiceSpec:
         if self.pull not in PULL_ALLOWED:
             raise InvalidSpec("pull", f"unknown pull mode {self.pull!r}",
                               allowed=", ".join(PULL_ALLOWED))
+        self._check_recovery()
 
     # -- reading and writing ------------------------------------------------------------
+
+    def _check_recovery(self) -> None:
+        from .policy import RecoveryPolicy
+
+        value = self.recovery
+        if value is None or isinstance(value, RecoveryPolicy):
+            return
+        if not isinstance(value, Mapping):
+            raise InvalidSpec("recovery", f"{type(value).__name__} is not a recovery policy",
+                              allowed="opskit.RecoveryPolicy(...), a mapping of its fields, or "
+                              "None")
+        try:
+            policy = RecoveryPolicy.from_dict(value)
+        except InvalidSpec as exc:
+            raise InvalidSpec(f"recovery.{exc.field}", exc.message.partition(": ")[2].rstrip(
+                ".") or "is invalid", allowed=exc.allowed, value=exc.value) from None
+        object.__setattr__(self, "recovery", policy)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ServiceSpec:
@@ -238,7 +260,7 @@ class ServiceSpec:
             if f.name == "ports":
                 value = {p.key: (f"{p.host_ip}:{p.host_port}" if p.host_port else f"{p.host_ip}:")
                          for p in value}
-            elif f.name == "healthcheck" and value is not None:
+            elif f.name in ("healthcheck", "recovery") and value is not None:
                 value = value.to_dict()
             elif f.name == "build" and value is not None:
                 value = {"context": value.context, "dockerfile": value.dockerfile,
@@ -271,9 +293,11 @@ class ServiceSpec:
 
     @property
     def config_hash(self) -> str:
-        """A digest of everything that shapes a replica (all fields but ``replicas``)."""
+        """A digest of everything that shapes a replica (all fields but ``replicas`` and
+        ``recovery``)."""
         data = self.to_dict()
         data.pop("replicas")
+        data.pop("recovery")  # what a watchdog does about a replica does not shape it
         blob = json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)
         return hashlib.sha256(blob.encode()).hexdigest()[:24]
 

@@ -188,8 +188,11 @@ class Watchdog:
         return self._default_policy
 
     def policy_for(self, service: str) -> RecoveryPolicy:
-        """The recovery policy that governs ``service``."""
-        return self._policies.get(service, self._default_policy)
+        """The recovery policy that governs ``service``: the one given to the watchdog for it
+        by name, else its spec's ``recovery``, else the watchdog's default."""
+        spec = self.specs.get(service)
+        return (self._policies.get(service) or (spec.recovery if spec is not None else None)
+                or self._default_policy)
 
     def findings(self) -> list[Finding]:
         """The current findings of every watched container."""

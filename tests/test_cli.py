@@ -92,3 +92,40 @@ def test_foreign_container_is_refused_on_the_command_line(clean, demo) -> None:
 def test_demo_command_is_idempotent(demo) -> None:
     out = run("demo", check=True)
     assert sorted(out.stdout.split()) == sorted(demo)
+
+
+def test_watch_follows_a_spec_and_stops_cleanly_on_sigterm(clean, demo, tmp_path: Path) -> None:
+    import signal
+    import time
+
+    ops, name = clean, unique("cliwatch")
+    spec = tmp_path / "web.yaml"
+    spec.write_text(f"name: {name}\nimage: opskit/demo-web:latest\n"
+                    f"labels: {{{TEST_LABEL}: '{SESSION}'}}\n"
+                    "recovery: {action: restart, max_attempts: 2, window: 5m}\n")
+    ops.deploy(str(spec), wait="healthy", timeout=20)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(f"name: {name}\nimage: opskit/demo-web:latest\nrecovery: {{window: 0s}}\n")
+    out = run("watch", "--spec", str(bad), scope=ops.engine.scope)
+    assert out.returncode == 1 and "recovery.window" in out.stderr
+    assert "Traceback" not in out.stderr
+    proc = subprocess.Popen([sys.executable, "-m", "opskit.cli", "--scope", ops.engine.scope,
+                             "watch", "--service", name, "--spec", str(spec),
+                             "--status-every", "0.5"], stderr=subprocess.PIPE, text=True,
+                            env={**os.environ})
+    try:
+        assert proc.stderr is not None
+        deadline, seen = time.monotonic() + 60, []
+        while time.monotonic() < deadline:
+            seen.append(proc.stderr.readline())
+            if "opskit watch: 1 watched" in seen[-1]:
+                break
+        else:
+            raise AssertionError("no status line: " + "".join(seen))
+        proc.send_signal(signal.SIGTERM)
+        rest = proc.communicate(timeout=60)[1]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, rest
+    assert "opskit watch: stopped" in rest and "Traceback" not in rest

@@ -77,6 +77,24 @@ def test_config_hash_ignores_replicas_only() -> None:
     assert base.config_hash == ServiceSpec.from_dict(base.to_dict()).config_hash
 
 
+def test_recovery_policy_is_a_field_that_does_not_shape_replicas() -> None:
+    from opskit.policy import RecoveryPolicy
+
+    base = ServiceSpec(name="h", image="x:1")
+    spec = base.replace(recovery={"action": "restart", "max_attempts": 2, "window": "5m"})
+    assert isinstance(spec.recovery, RecoveryPolicy) and spec.recovery.window == 300.0
+    assert spec.config_hash == base.config_hash, "changing the policy replaces no container"
+    assert ServiceSpec.from_dict(spec.to_dict()).recovery == spec.recovery
+    with pytest.raises(opskit.InvalidSpec) as caught:
+        base.replace(recovery={"window": "0s"})
+    assert caught.value.field == "recovery.window" and "too small" in str(caught.value)
+    with pytest.raises(opskit.InvalidSpec) as caught:
+        base.replace(recovery={"retries": 3})
+    assert caught.value.field == "recovery.retries"
+    with pytest.raises(opskit.InvalidSpec, match="'recovery'"):
+        base.replace(recovery="restart")
+
+
 def test_build_context_instead_of_image() -> None:
     spec = ServiceSpec(name="app", build={"context": "./app", "args": {"V": "1"}})
     assert spec.image == "opskit-built/app:latest"

@@ -299,3 +299,24 @@ def test_crash_loop_attempts_follow_the_backoff_not_the_relist(clean, demo, watc
         waited = (acted["ts"][i] - acted["ts"][i - 1]).total_seconds() - \
             float(acted["duration_s"][i])  # from one failed verify to the next start
         assert waited < 0.5 * 2 ** (i - 1) + 2.0, (i, waited)
+
+
+def test_policy_precedence_name_then_spec_then_default(clean) -> None:
+    """A policy given for a service by name wins; then the spec's recovery; then the default."""
+    named, declared, default = (RecoveryPolicy(max_attempts=n) for n in (1, 2, 3))
+    specs = {name: opskit.ServiceSpec(name=name, image="opskit/demo-web:latest",
+                                      recovery=declared) for name in ("a", "b")}
+    wd = Watchdog(clean.engine, policy={"a": named}, specs=specs)
+    assert wd.policy_for("a") is named and wd.policy_for("b") is declared
+    assert wd.policy_for("c") == RecoveryPolicy()
+    wd = Watchdog(clean.engine, policy=default, specs=specs)
+    assert wd.policy_for("a") is declared and wd.policy_for("c") is default
+    assert wd.policy is default
+
+
+def test_ops_watch_follows_the_deployed_spec(clean, demo) -> None:
+    ops, name = clean, unique("declared")
+    ops.deploy(opskit.ServiceSpec(name=name, image="opskit/demo-web:latest",
+                                  labels={TEST_LABEL: SESSION},
+                                  recovery={"max_attempts": 7}), wait="running")
+    assert ops.watch([name]).policy_for(name).max_attempts == 7
