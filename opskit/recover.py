@@ -8,6 +8,8 @@
    lease's ``docker create`` and the evidence's inspect and logs are independent engine calls;
    evidence captured for an incident a peer holds is dropped unwritten); an exit 137 the
    evidence shows as ``State.OOMKilled`` is journaled as ``oom_killed``;
+   a decision gone stale meanwhile (the container runs again, or is healthy again) is journaled
+   as ``skipped`` and nothing is done;
 3. write the action journal's ``started`` line (fsync'd);
 4. restart (``docker restart -t N``) or recreate from the spec (remove, then deploy);
 5. verify the container is running and healthy within the policy's ``verify_timeout``;
@@ -72,6 +74,11 @@ def recover(engine: Engine, finding: Finding, *, policy: RecoveryPolicy,
         journal.note(policy.action, cid, name, "handled-by-peer", **common,
                      details={"holder": lease.holder})
         return None
+    if _cured(evidence):
+        journal.note(policy.action, cid, name, "skipped", **common,
+                     details={"why": "no longer failing when the lease was taken",
+                              "state": (evidence.inspect.get("State") or {}).get("Status")})
+        return None
     evidence = _classified(evidence)
     common["reason"] = evidence.finding.kind
     try:
@@ -123,6 +130,21 @@ def _lease(engine: Engine, finding: Finding, actor: str, image: str | None,
     except Exception:
         return None
     return acquire_lease(engine, cid, incident, holder=actor, image=image)
+
+
+def _cured(evidence: Evidence) -> bool:
+    """Whether the evidence shows the failure over (started again by someone, or healthy
+    again): acting on a decision that went stale during the backoff would make things worse."""
+    state = evidence.inspect.get("State") or {}
+    status, health = state.get("Status"), state.get("Health") or {}
+    kind = evidence.finding.kind
+    if kind in ("exited_nonzero", "exited_zero", "oom_killed"):
+        return status == "running"
+    if kind == "unhealthy":  # healthy by the engine and by its latest probe (opskit may count
+        probes = health.get("Log") or [{}]  # failing probes before the engine does)
+        return status == "running" and health.get("Status") == "healthy" and \
+            probes[-1].get("ExitCode") == 0
+    return False
 
 
 def _classified(evidence: Evidence) -> Evidence:

@@ -500,8 +500,9 @@ class Watchdog:
             return
         assert self._pool is not None
         self.counters["actions"] += 1
+        # the run that failed, as known now: after the backoff the container may run again
         self._pool.submit(self._act, tracked, finding, decision.delay, decision.attempt,
-                          time.time())
+                          time.time(), _run_key(tracked.info), tracked.info.image_id)
 
     def _record_bundle(self, finding: Finding) -> None:
         """Record an incident bundle around a finding acted on (best effort, logged)."""
@@ -521,7 +522,7 @@ class Watchdog:
         self.bundles.append(str(bundle.path))
 
     def _act(self, tracked: _Tracked, finding: Finding, delay: float, attempt: int,
-             detected_at: float) -> None:
+             detected_at: float, incident: str | None, image: str) -> None:
         ok: bool | None = None
         try:
             if delay and self._stop.wait(delay):
@@ -530,8 +531,7 @@ class Watchdog:
             ok = recover(self.engine, finding, policy=policy, journal=self.actions_journal,
                          actor=self.actor, events=list(tracked.events),
                          spec=self.specs.get(finding.service), attempt=attempt,
-                         detected_at=detected_at, image=tracked.info.image_id or None,
-                         incident=_run_key(tracked.info))
+                         detected_at=detected_at, image=image or None, incident=incident)
             if ok is not None and self.record_bundles and self._recorder is not None:
                 self._recorder.submit(self._record_bundle, finding)
             if ok is not None:

@@ -320,3 +320,24 @@ def test_ops_watch_follows_the_deployed_spec(clean, demo) -> None:
                                   labels={TEST_LABEL: SESSION},
                                   recovery={"max_attempts": 7}), wait="running")
     assert ops.watch([name]).policy_for(name).max_attempts == 7
+
+
+def test_a_decision_gone_stale_is_skipped_not_acted_on(clean, demo, observer) -> None:
+    """A crash decided on, but the container runs again (a person started it) by the time the
+    lease is taken: nothing is restarted, and the journal says why."""
+    from datetime import UTC, datetime
+
+    from opskit.findings import Finding
+    from opskit.recover import recover
+
+    ops, name = clean, unique("stale")
+    cid = web(ops, name)
+    finding = Finding(container_id=cid, container=name, service=name, kind="exited_nonzero",
+                      severity="critical", since=datetime.now(UTC), evidence={"exit_code": 1},
+                      failure_class="management", hint="a test finding")
+    assert recover(ops.engine, finding, policy=RecoveryPolicy(), journal=ops.action_journal,
+                   actor="watchdog:test") is None
+    row = ops.actions().iloc[-1]
+    assert row["result"] == "skipped" and "no longer failing" in row["details"]["why"]
+    time.sleep(0.5)
+    assert observer.count("restart", cid) == 0 and observer.count("kill", cid) == 0
