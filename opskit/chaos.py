@@ -205,7 +205,7 @@ def undo_fault(engine: Engine, kind: str, container_id: str, network: str = "", 
                 created = api.exec_create(container_id, cmd)
                 api.exec_start(created["Id"])
         elif kind == "delay":
-            _signal(pids, signal.SIGCONT)
+            _signal([pid for pid in pids if _belongs(pid, container_id)], signal.SIGCONT)
         elif kind == "disconnect" and network:
             api.connect_container_to_network(container_id, network)
     except Exception as exc:
@@ -256,6 +256,15 @@ def _signal(pids: Sequence[int], sig: signal.Signals) -> None:
     for pid in pids:
         with contextlib.suppress(ProcessLookupError):
             os.kill(int(pid), sig)
+
+
+def _belongs(pid: int, container_id: str) -> bool:
+    """Whether a host PID is still one of the container's processes (its cgroup names the
+    container), so a PID reused since by another process is never signalled."""
+    try:
+        return container_id in Path(f"/proc/{int(pid)}/cgroup").read_text()
+    except OSError:
+        return False
 
 
 def _stopped(pid: int) -> bool:
@@ -317,7 +326,8 @@ def residue(engine: Engine) -> list[dict[str, Any]]:
         still = {"pause": state == "paused", "stop": state == "exited",
                  "kill": state == "exited", "crash": state == "exited",
                  "disconnect": bool(item.get("network")) and item["network"] not in nets,
-                 "delay": any(_stopped(pid) for pid in item.get("pids") or ()),
+                 "delay": any(_stopped(pid) and _belongs(pid, item["container_id"])
+                              for pid in item.get("pids") or ()),
                  }.get(item["kind"], True)
         out.append({**item, "state": state, "still_in_place": still})
     return out
