@@ -95,7 +95,9 @@ class Ops:
 
     def teardown(self, service: str, *, volumes: bool = False) -> list[str]:
         """Remove a service and what deploy made for it; see :func:`opskit.deploy.teardown`."""
-        return _deploy.teardown(self.engine, service, volumes=volumes)
+        removed = _deploy.teardown(self.engine, service, volumes=volumes)
+        self.specs.pop(service, None)
+        return removed
 
     # -- manage ------------------------------------------------------------------------
 
