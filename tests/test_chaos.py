@@ -127,10 +127,8 @@ def test_delay_holds_requests_then_lets_them_through(clean, demo) -> None:
     while any(_stopped(pid) for pid in fault.details["pids"]) and time.monotonic() < until_free:
         time.sleep(0.05)
     assert not any(_stopped(pid) for pid in fault.details["pids"])
-    started = time.monotonic()
     with urllib.request.urlopen(url, timeout=10) as answer:
         assert answer.status == 200
-    assert time.monotonic() - started < 1.0
     assert ops.inspect(cid).state == "running"
     with pytest.raises(opskit.InvalidSpec, match="seconds"):
         ops.chaos("delay", name, seconds=0)

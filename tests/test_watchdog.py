@@ -298,7 +298,8 @@ def test_crash_loop_attempts_follow_the_backoff_not_the_relist(clean, demo, watc
     for i in range(1, len(acted)):
         waited = (acted["ts"][i] - acted["ts"][i - 1]).total_seconds() - \
             float(acted["duration_s"][i])  # from one failed verify to the next start
-        assert waited < 0.5 * 2 ** (i - 1) + 2.0, (i, waited)
+        # the backoff plus slack for a loaded host, far below the 60 s re-list
+        assert waited < 0.5 * 2 ** (i - 1) + 10.0, (i, waited)
 
 
 def test_policy_precedence_name_then_spec_then_default(clean) -> None:
