@@ -59,7 +59,7 @@ def recover(engine: Engine, finding: Finding, *, policy: RecoveryPolicy,
     Returns:
         True when the container was verified running and healthy afterwards, False when the
         action failed or did not cure it, None when nothing was done (a peer holds the lease,
-        or the container is gone).
+        the failure was over by then, or the container is gone).
     """
     cid, name = finding.container_id, finding.container
     common: dict[str, Any] = {"actor": actor, "service": finding.service, "reason": finding.kind,
