@@ -48,7 +48,6 @@ import json
 import math
 import multiprocessing
 import os
-import platform
 import random
 import shutil
 import signal
@@ -75,6 +74,7 @@ from common import (
     markdown_table,
     pid_cpu_seconds,
     process_cpu_seconds,
+    write_results,
 )
 
 import opskit
@@ -1045,18 +1045,10 @@ def main() -> int:
         else:
             shutil.rmtree(home, ignore_errors=True)
 
-    command = " ".join(["python bench/bench_recovery.py", *sys.argv[1:]])
-    cpus = subprocess.run(["nproc"], capture_output=True, text=True).stdout.strip()
-    info = ops.engine.info
-    header = (f"# Recovery benchmark: opskit's watchdog vs Docker's restart policy and a 5 s "
-              f"poller\n\n{datetime.now(UTC):%Y-%m-%d %H:%M} UTC; engine {info.get('Version')} "
-              f"(API {info.get('ApiVersion')}), {cpus} CPUs, Python "
-              f"{platform.python_version()}; opskit at {revision}; `{command}`.\n")
-    body = header + "\n" + table + "\n\n" + "\n".join(f"- {n}" for n in notes) + "\n"
     print("\n" + table + "\n\n" + "\n".join(f"- {n}" for n in notes))
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(body)
-    print(f"\nwritten to {RESULTS}")
+    write_results(RESULTS, "Recovery benchmark: opskit's watchdog vs Docker's restart policy and "
+                  "a 5 s poller", ops.engine.info, table, notes, script="bench/bench_recovery.py",
+                  revision=revision)
     ops.close()
     return 0
 

@@ -21,13 +21,11 @@ The markdown table is printed and written to ``bench/results/stats.md``.
 from __future__ import annotations
 
 import argparse
-import platform
 import statistics
 import subprocess
 import sys
 import threading
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +42,7 @@ from common import (
     process_cpu_seconds,
     ratio,
     timed,
+    write_results,
 )
 
 import opskit
@@ -222,17 +221,9 @@ def main() -> int:
 
     table = markdown_table(["#", "Measure", "opskit", "opskit value", "Peer", "Peer value",
                             "Ratio (peer / opskit)"], rows)
-    command = " ".join(["python bench/bench_stats.py", *sys.argv[1:]])
-    cpus = subprocess.run(["nproc"], capture_output=True, text=True).stdout.strip()
-    header = (f"# Stats benchmark\n\n{datetime.now(UTC):%Y-%m-%d %H:%M} UTC; engine "
-              f"{ops.engine.info.get('Version')} (API {ops.engine.info.get('ApiVersion')}), "
-              f"{cpus} CPUs, Python {platform.python_version()}; "
-              f"`{command}`.\n")
-    body = header + "\n" + table + "\n\n" + "\n".join(f"- {note}" for note in notes) + "\n"
     print("\n" + table)
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(body)
-    print(f"\nwritten to {RESULTS}")
+    write_results(RESULTS, "Stats benchmark", ops.engine.info, table, notes,
+                  script="bench/bench_stats.py")
     ops.close()
     return 0
 

@@ -8,14 +8,19 @@ from __future__ import annotations
 
 import contextlib
 import os
+import platform
 import resource
 import secrets
 import signal
 import statistics
+import subprocess
+import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -47,6 +52,21 @@ def pid_cpu_seconds(pid: int) -> float:
     with open(f"/proc/{pid}/stat") as fh:
         fields = fh.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def write_results(path: Path, title: str, engine_info: Mapping[str, Any], table: str,
+                  notes: Sequence[str], *, script: str, revision: str = "") -> None:
+    """Write a results file: the title, when and on what it ran (engine, CPUs, Python, the
+    opskit commit, the command line), the table and the notes."""
+    cpus = subprocess.run(["nproc"], capture_output=True, text=True).stdout.strip()
+    command = " ".join([f"python {script}", *sys.argv[1:]])
+    at = f"; opskit at {revision}" if revision else ""
+    header = (f"# {title}\n\n{datetime.now(UTC):%Y-%m-%d %H:%M} UTC; engine "
+              f"{engine_info.get('Version')} (API {engine_info.get('ApiVersion')}), {cpus} CPUs, "
+              f"Python {platform.python_version()}{at}; `{command}`.\n")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(header + "\n" + table + "\n\n" + "\n".join(f"- {n}" for n in notes) + "\n")
+    print(f"\nwritten to {path}")
 
 
 def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:

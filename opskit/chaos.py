@@ -36,7 +36,7 @@ from .actions import ActionJournal
 from .durable import AppendLog
 from .engine import Engine, state_dir
 from .manage import thaw
-from .targets import Ref, resolve_one
+from .targets import Ref, list_raw, resolve_one
 
 __all__ = ["FAULTS", "Fault", "inject", "residue", "undo_fault", "undo_residue"]
 
@@ -222,7 +222,7 @@ def _listing(engine: Engine, ids: list[str]) -> dict[str, dict[str, Any]]:
     """
     if not ids:
         return {}
-    items = engine.api.containers(all=True, filters={"id": ids})  # the engine matches a prefix
+    items = list_raw(engine, filters={"id": ids})  # the engine matches a prefix
     return {item["Id"]: item for item in items if item["Id"] in ids}
 
 
@@ -312,10 +312,7 @@ def residue(engine: Engine) -> list[dict[str, Any]]:
             open_faults[item["id"]] = item
         else:
             open_faults.pop(item.get("id", ""), None)
-    try:
-        listed = _listing(engine, sorted({item["container_id"] for item in open_faults.values()}))
-    except Exception as exc:
-        raise errors.translate(exc, "listing for the chaos residue", host=engine.host) from exc
+    listed = _listing(engine, sorted({item["container_id"] for item in open_faults.values()}))
     out = []
     for item in open_faults.values():
         data = listed.get(item["container_id"])

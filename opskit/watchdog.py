@@ -290,8 +290,8 @@ class Watchdog:
                               hint="a watchdog was killed while recovering this container.")
             with self._lock:
                 self._tracked[cid] = _Tracked(info=info,
-                                              state=RecoveryState(self._policy(info.service)))
-            recover(self.engine, finding, policy=self._policy(info.service),
+                                              state=RecoveryState(self.policy_for(info.service)))
+            recover(self.engine, finding, policy=self.policy_for(info.service),
                     journal=self.actions_journal, actor=self.actor,
                     spec=self.specs.get(info.service), detected_at=time.time())
 
@@ -390,9 +390,6 @@ class Watchdog:
 
     # -- one container ------------------------------------------------------------------
 
-    def _policy(self, service: str) -> RecoveryPolicy:
-        return self.policy_for(service)
-
     def _from_event(self, container_id: str, event: Event | None) -> ContainerInfo | None:
         """What a ``die`` event alone says about a container already known.
 
@@ -445,7 +442,7 @@ class Watchdog:
         with self._lock:
             tracked = self._tracked.get(container_id)
             if tracked is None:
-                tracked = _Tracked(info=info, state=RecoveryState(self._policy(info.service)))
+                tracked = _Tracked(info=info, state=RecoveryState(self.policy_for(info.service)))
                 self._tracked[container_id] = tracked
             tracked.info = info
             if event is not None:
@@ -527,7 +524,7 @@ class Watchdog:
         try:
             if delay and self._stop.wait(delay):
                 return
-            policy = self._policy(finding.service)
+            policy = self.policy_for(finding.service)
             ok = recover(self.engine, finding, policy=policy, journal=self.actions_journal,
                          actor=self.actor, events=list(tracked.events),
                          spec=self.specs.get(finding.service), attempt=attempt,

@@ -26,11 +26,11 @@ TEST_LABEL = "opskit-test.session"
 os.environ.setdefault("OPSKIT_HOME", tempfile.mkdtemp(prefix="opskit-test-home-"))
 
 
-def _engine_or_skip() -> Any:
+def _engine_or_skip(scope: str | None = None) -> Any:
     import opskit
 
     try:
-        return opskit.connect(scope=f"test-{SESSION}")
+        return opskit.connect(scope=scope or f"test-{SESSION}")
     except opskit.EngineUnavailable as exc:
         if os.environ.get("CI") or os.environ.get("OPSKIT_REQUIRE_ENGINE"):
             raise
@@ -64,11 +64,28 @@ def clean(ops: Any) -> Iterator[Any]:
     _sweep(ops)
 
 
-def _sweep(ops: Any) -> None:
+@contextlib.contextmanager
+def demo_web_in_scope(scope: str, prefix: str) -> Iterator[tuple[Any, str]]:
+    """A running demo-web container in an opskit scope of its own (for module fixtures);
+    afterwards everything that scope made, or that carries its test label, is removed."""
+    import opskit
+
+    ops = _engine_or_skip(scope)
+    name = f"{prefix}-{secrets.token_hex(3)}"
+    try:
+        ops.deploy(opskit.ServiceSpec(name=name, image="opskit/demo-web:latest",
+                                      labels={TEST_LABEL: scope}), wait="running")
+        yield ops, name
+    finally:
+        _sweep(ops, label_value=scope)
+        ops.close()
+
+
+def _sweep(ops: Any, *, label_value: str = SESSION) -> None:
     api = ops.engine.api
     image_filter = {"label": [f"io.opskit.image-scope={ops.engine.scope}"]}
     scope_filter = {"label": [f"io.opskit.scope={ops.engine.scope}"]}
-    test_filter = {"label": [f"{TEST_LABEL}={SESSION}"]}
+    test_filter = {"label": [f"{TEST_LABEL}={label_value}"]}
     for filters in (scope_filter, test_filter):
         for c in api.containers(all=True, filters=filters):
             with contextlib.suppress(Exception):

@@ -7,6 +7,8 @@ import subprocess
 import sys
 import textwrap
 import time
+from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import SESSION, TEST_LABEL, foreign_container, unique
@@ -34,6 +36,25 @@ def wait_state(ops: opskit.Ops, cid: str, state: str, health: str | None = None)
             return
         time.sleep(0.1)
     raise AssertionError(f"{cid[:12]} is {info.state}/{info.health}, wanted {state}/{health}")
+
+
+def inject_then_die(ops: opskit.Ops, monkeypatch: Any, home: Path, call: str) -> None:
+    """Run ``ops.<call>`` in a process that then kills itself with SIGKILL (its undo never
+    runs), with a chaos ledger of its own under ``home`` and this scope's key."""
+    import shutil
+
+    from opskit.engine import state_dir
+
+    shutil.copytree(state_dir() / "keys", home / "keys")
+    monkeypatch.setenv("OPSKIT_HOME", str(home))
+    script = textwrap.dedent(f"""
+        import os, signal, opskit
+        ops = opskit.connect(scope={ops.engine.scope!r})
+        ops.{call}
+        os.kill(os.getpid(), signal.SIGKILL)
+    """)
+    proc = subprocess.run([sys.executable, "-c", script], env=os.environ.copy(), check=False)
+    assert proc.returncode == -9
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="a host-side kill needs root")
@@ -76,28 +97,14 @@ def test_cpu_hog_and_disconnect(clean, demo) -> None:
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="stopping processes from the host needs root")
-@pytest.mark.skipif(os.geteuid() != 0, reason="stopping processes from the host needs root")
 def test_delay_residue_after_the_injector_dies(clean, demo, tmp_path, monkeypatch) -> None:
     """RELIABILITY row 17 for a delay: its thaw dies with the injector; the stopped processes
     are reported and continued."""
-    import shutil
-
     from opskit.chaos import _stopped, undo_residue
-    from opskit.engine import state_dir
 
-    home = tmp_path / "home"
-    shutil.copytree(state_dir() / "keys", home / "keys")
-    monkeypatch.setenv("OPSKIT_HOME", str(home))
     ops, name = clean, unique("stuck")
     cid = web(ops, name)
-    script = textwrap.dedent(f"""
-        import os, signal, opskit
-        ops = opskit.connect(scope={ops.engine.scope!r})
-        ops.chaos("delay", {name!r}, seconds=300)
-        os.kill(os.getpid(), signal.SIGKILL)
-    """)
-    proc = subprocess.run([sys.executable, "-c", script], env=os.environ.copy(), check=False)
-    assert proc.returncode == -9
+    inject_then_die(ops, monkeypatch, tmp_path / "home", f"chaos('delay', {name!r}, seconds=300)")
     [found] = [r for r in ops.chaos_residue() if r["container_id"] == cid]
     assert found["kind"] == "delay" and found["still_in_place"] and found["state"] == "running"
     undo_residue(ops.engine, found)
@@ -163,23 +170,9 @@ def test_foreign_and_unknown_are_refused(clean, demo) -> None:
 
 def test_residue_after_the_injector_dies(clean, demo, tmp_path, monkeypatch) -> None:
     """RELIABILITY row 17: the injecting process is killed; the pause is reported and undone."""
-    import shutil
-
-    from opskit.engine import state_dir
-
-    home = tmp_path / "home"  # a chaos ledger of its own, with the same scope key
-    shutil.copytree(state_dir() / "keys", home / "keys")
-    monkeypatch.setenv("OPSKIT_HOME", str(home))
     ops, name = clean, unique("residue")
     cid = web(ops, name)
-    script = textwrap.dedent(f"""
-        import os, signal, opskit
-        ops = opskit.connect(scope={ops.engine.scope!r})
-        ops.chaos("pause", {name!r})
-        os.kill(os.getpid(), signal.SIGKILL)
-    """)
-    proc = subprocess.run([sys.executable, "-c", script], env=os.environ.copy(), check=False)
-    assert proc.returncode == -9
+    inject_then_die(ops, monkeypatch, tmp_path / "home", f"chaos('pause', {name!r})")
     found = [r for r in ops.chaos_residue() if r["container_id"] == cid]
     assert len(found) == 1 and found[0]["kind"] == "pause"
     assert found[0]["state"] == "paused" and found[0]["still_in_place"]

@@ -3,44 +3,24 @@ repr that shows no secret (row 13)."""
 
 from __future__ import annotations
 
-import contextlib
-import secrets
 import threading
 import time
 from collections.abc import Iterator
 
 import pytest
+from conftest import demo_web_in_scope
 
 import opskit
 from opskit.execute import ExecResult
 
 SCOPE = "fixA"
-TEST_LABEL = "opskit-test.session"
-
-
-def _sweep(ops: opskit.Ops) -> None:
-    api = ops.engine.api
-    for label in (f"{TEST_LABEL}={SCOPE}", f"io.opskit.scope={SCOPE}"):
-        for c in api.containers(all=True, filters={"label": [label]}):
-            with contextlib.suppress(Exception):
-                api.remove_container(c["Id"], force=True, v=True)
 
 
 @pytest.fixture(scope="module")
 def web() -> Iterator[tuple[opskit.Ops, str]]:
     """A running demo-web container in scope fixA, removed afterwards."""
-    try:
-        ops = opskit.connect(scope=SCOPE)
-    except opskit.EngineUnavailable as exc:
-        pytest.skip(f"no Docker engine: {exc}")
-    name = f"fixa-exec-{secrets.token_hex(3)}"
-    try:
-        ops.deploy(opskit.ServiceSpec(name=name, image="opskit/demo-web:latest",
-                                      labels={TEST_LABEL: SCOPE}), wait="running")
-        yield ops, name
-    finally:
-        _sweep(ops)
-        ops.close()
+    with demo_web_in_scope(SCOPE, "fixa-exec") as found:
+        yield found
 
 
 def _readers() -> list[threading.Thread]:

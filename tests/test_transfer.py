@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import io
 import os
 import secrets
@@ -12,13 +11,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from conftest import demo_web_in_scope
 
 import opskit
 from opskit import transfer
 from opskit.transfer import safe_member
 
 SCOPE = "fixA"
-TEST_LABEL = "opskit-test.session"
 
 
 # -- the filter, on archives made in memory (no engine) -----------------------------------
@@ -138,22 +137,8 @@ def test_links_from_the_container_are_not_followed_when_merging(tmp_path: Path) 
 @pytest.fixture(scope="module")
 def web() -> Iterator[tuple[opskit.Ops, str]]:
     """A running demo-web container in scope fixA, removed afterwards."""
-    try:
-        ops = opskit.connect(scope=SCOPE)
-    except opskit.EngineUnavailable as exc:
-        pytest.skip(f"no Docker engine: {exc}")
-    name = f"fixa-cp-{secrets.token_hex(3)}"
-    try:
-        ops.deploy(opskit.ServiceSpec(name=name, image="opskit/demo-web:latest",
-                                      labels={TEST_LABEL: SCOPE}), wait="running")
-        yield ops, name
-    finally:
-        api = ops.engine.api
-        for label in (f"{TEST_LABEL}={SCOPE}", f"io.opskit.scope={SCOPE}"):
-            for c in api.containers(all=True, filters={"label": [label]}):
-                with contextlib.suppress(Exception):
-                    api.remove_container(c["Id"], force=True, v=True)
-        ops.close()
+    with demo_web_in_scope(SCOPE, "fixa-cp") as found:
+        yield found
 
 
 @pytest.mark.engine
