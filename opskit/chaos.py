@@ -9,12 +9,20 @@ reported as paused, never as crashed.
 
 Faults: ``crash`` (the container's process is killed from the host by PID, so the engine sees a
 real crash rather than an API kill; local engine only), ``kill`` (API), ``stop``, ``pause``,
-``unhealthy`` (the demo images' ``make-unhealthy``), ``cpu`` (a busy loop inside), ``oom`` (a
+``unhealthy`` (``docker exec NAME make-unhealthy``: the demo web server hangs, stopped with
+SIGSTOP, so its probes time out; a restart cures it), ``corrupt`` (``docker exec NAME
+make-corrupt``: the demo web's health file is removed from the container's filesystem, which a
+restart keeps; only a recreate from the image cures it), ``cpu`` (a busy loop inside), ``oom`` (a
 shell inside doubles a string until the kernel's OOM killer acts within the container's memory
 limit; refused without a limit), ``delay`` (every process of the container is stopped with
 SIGSTOP from the host for ``seconds``, then continued: requests wait in the socket's backlog and
 are answered late; local engine only; a per-packet ``netem`` delay needs the ``sch_netem``
 kernel module, which this kit does not assume), ``disconnect`` (from a network).
+
+``unhealthy`` and ``corrupt`` run scripts of the image ``opskit/demo-web`` (see
+:func:`opskit.images.demo_images`); both are undone by its ``make-healthy``. A hung process is
+seen only when a probe times out, so give the healthcheck a short ``timeout`` (the image's own
+is 1 s; Docker's default is 30 s).
 """
 
 from __future__ import annotations
@@ -40,8 +48,11 @@ from .targets import Ref, list_raw, resolve_one
 
 __all__ = ["FAULTS", "Fault", "inject", "residue", "undo_fault", "undo_residue"]
 
-FAULTS = ("crash", "kill", "stop", "pause", "unhealthy", "cpu", "oom", "delay", "disconnect")
+FAULTS = ("crash", "kill", "stop", "pause", "unhealthy", "corrupt", "cpu", "oom", "delay",
+          "disconnect")
 _HOST_SIDE = ("crash", "delay")  # signals sent from the host to the container's PIDs
+_SCRIPTS = {"unhealthy": "make-unhealthy", "corrupt": "make-corrupt"}  # opskit/demo-web's
+_HEAL = "make-healthy"  # undoes both: continues a hung httpd, writes the health file back
 _CPU_MARK = "/tmp/.opskit-chaos-cpu"
 _OOM_MARK = "/tmp/.opskit-chaos-oom"
 MAX_DELAY = 600.0
@@ -80,22 +91,40 @@ def _ledger() -> AppendLog:
 
 
 def _exec(engine: Engine, ref: Ref, cmd: list[str], *, detach: bool = False) -> int:
+    """``docker exec [-d] NAME CMD...``; a program that is missing or fails raises.
+
+    Raises:
+        InvalidTarget: the image has no ``cmd[0]`` (the runtime answers 126 or 127).
+        EngineError: the program ran and failed; its output is the message.
+    """
     created = engine.api.exec_create(ref.id, cmd)
     out = engine.api.exec_start(created["Id"], detach=detach)
     if detach:
         return 0
     code = engine.api.exec_inspect(created["Id"]).get("ExitCode")
+    text = (out or b"").decode("utf-8", "replace").strip()
+    if code in (126, 127):
+        raise errors.InvalidTarget(ref.name, f"has no program {cmd[0]!r} in its image, so this "
+                                   f"fault cannot be injected ({text or f'exit code {code}'})",
+                                   hint=f"{cmd[0]} is one of the opskit/demo-web image's fault "
+                                   "scripts (ops.demo_images() builds it up to date); for another "
+                                   "image use crash, kill, stop, pause, delay or disconnect.")
     if code:
         raise errors.EngineError(f"chaos exec {cmd[0]!r} in {ref.name}",
-                                 (out or b"").decode("utf-8", "replace").strip(),
-                                 hint="this fault needs the command inside the image (the "
-                                 "opskit demo images have it).")
+                                 text or f"exit code {code}",
+                                 hint="the program's output above says why it failed.")
     return 0
 
 
 def inject(engine: Engine, kind: str, target: str, *, journal: ActionJournal | None = None,
            network: str | None = None, seconds: float = 2.0) -> Fault:
     """Inject one fault into one of opskit's containers.
+
+    Equivalent to the docker command of the kind: ``docker kill``, ``docker stop -t 1``,
+    ``docker pause``, ``docker exec NAME make-unhealthy`` (the web server hangs; a restart cures
+    it), ``docker exec NAME make-corrupt`` (the health file is removed from the container's
+    filesystem; only a recreate from the image cures it), ``docker network disconnect``, or a
+    signal from the host (``crash``, ``delay``).
 
     Args:
         kind: one of :data:`FAULTS`.
@@ -106,7 +135,9 @@ def inject(engine: Engine, kind: str, target: str, *, journal: ActionJournal | N
 
     Raises:
         InvalidTarget: unknown fault, a ``crash`` or ``delay`` on a remote engine, an ``oom``
-            for a container without a memory limit.
+            for a container without a memory limit, an ``unhealthy`` or ``corrupt`` for an
+            image without the script (``opskit/demo-web`` has them).
+        EngineError: the engine refused, or the fault's script failed.
         InvalidSpec: ``seconds`` out of range.
         OutOfScope, ContainerNotFound: the target is not opskit's or does not exist.
     """
@@ -142,6 +173,9 @@ def inject(engine: Engine, kind: str, target: str, *, journal: ActionJournal | N
     except Exception as exc:
         err = errors.translate(exc, f"chaos {kind} on {ref.name}", host=engine.host,
                                target=ref.name)
+        if isinstance(exc, errors.OpsKitError):  # refused before acting: nothing left in place
+            _ledger().append([json.dumps({"id": fault.id, "phase": "failed", "ts": time.time()})],
+                             sync=True)
         if journal and record:
             journal.finish(record, "failed", error=err.message)
         raise err from exc
@@ -164,8 +198,8 @@ def _apply(engine: Engine, kind: str, ref: Ref, fault: Fault) -> None:
         api.stop(ref.id, timeout=1)
     elif kind == "pause":
         api.pause(ref.id)
-    elif kind == "unhealthy":
-        _exec(engine, ref, ["make-unhealthy"])
+    elif kind in _SCRIPTS:
+        _exec(engine, ref, [_SCRIPTS[kind]])
     elif kind == "cpu":
         _exec(engine, ref, ["sh", "-c", f"touch {_CPU_MARK}; while [ -f {_CPU_MARK} ]; do :; "
                             "done"], detach=True)
@@ -186,6 +220,10 @@ def undo_fault(engine: Engine, kind: str, container_id: str, network: str = "", 
     """Undo one fault by kind: start, unpause, make healthy, stop the hog, continue the
     stopped processes, or reconnect.
 
+    ``unhealthy`` and ``corrupt`` are both undone by ``docker exec NAME make-healthy``
+    (continue the hung httpd, write the health file back); a container that is no longer
+    running, or no longer exists (recreated), is left as it is.
+
     Raises:
         EngineError: the engine refused (the container may have been removed meanwhile).
     """
@@ -198,9 +236,9 @@ def undo_fault(engine: Engine, kind: str, container_id: str, network: str = "", 
         elif kind == "pause":
             if state == "paused":
                 thaw(engine, container_id)
-        elif kind in ("unhealthy", "cpu", "oom"):
-            cmd = {"unhealthy": ["make-healthy"], "cpu": ["rm", "-f", _CPU_MARK],
-                   "oom": ["rm", "-f", _OOM_MARK]}[kind]
+        elif kind in (*_SCRIPTS, "cpu", "oom"):
+            cmd = {"cpu": ["rm", "-f", _CPU_MARK],
+                   "oom": ["rm", "-f", _OOM_MARK]}.get(kind, [_HEAL])
             if state == "running":
                 created = api.exec_create(container_id, cmd)
                 api.exec_start(created["Id"])
@@ -297,7 +335,10 @@ def residue(engine: Engine) -> list[dict[str, Any]]:
     """Faults injected but never undone, with what the engine shows now.
 
     Each entry has the ledger's fields plus ``state`` (``paused`` is reported as paused, not as a
-    crash) and ``still_in_place`` (the fault's effect is visible: paused, disconnected, ...).
+    crash) and ``still_in_place`` (the fault's effect is visible: paused, disconnected, ...;
+    always true for ``unhealthy``, ``corrupt``, ``cpu`` and ``oom``, whose effect is inside the
+    container; their undo is harmless if a restart cured it meanwhile). An injection refused
+    before it acted (say, an image without the fault's script) is not residue.
     """
     path = state_dir() / "chaos.jsonl"
     if not path.exists():

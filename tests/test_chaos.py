@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import SESSION, TEST_LABEL, foreign_container, unique
+from conftest import SESSION, TEST_LABEL, foreign_container, unique, until
 
 import opskit
 
@@ -19,17 +19,18 @@ pytestmark = pytest.mark.engine
 
 
 def web(ops: opskit.Ops, name: str, **kw: object) -> str:
+    """A demo-web with a fast healthcheck; the 1 s timeout is what sees a hung httpd."""
     spec = opskit.ServiceSpec(name=name, image="opskit/demo-web:latest",
                               labels={TEST_LABEL: SESSION},
                               healthcheck={"test": ["CMD", "wget", "-q", "-O-",
                                                     "http://127.0.0.1:8080/health"],
-                                           "interval": 0.3, "retries": 1},
+                                           "interval": 0.3, "timeout": 1, "retries": 1},
                               **kw)  # type: ignore[arg-type]
     return ops.deploy(spec, wait="healthy", timeout=20).ids[0]
 
 
 def wait_state(ops: opskit.Ops, cid: str, state: str, health: str | None = None) -> None:
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         info = ops.inspect(cid)
         if info.state == state and (health is None or info.health == health):
@@ -70,8 +71,8 @@ def test_crash_is_a_real_crash_not_an_api_kill(clean, demo, observer) -> None:
 
 
 @pytest.mark.parametrize(("kind", "state", "health"), [
-    ("pause", "paused", None), ("unhealthy", "running", "unhealthy"), ("kill", "exited", None),
-    ("stop", "exited", None)])
+    ("pause", "paused", None), ("unhealthy", "running", "unhealthy"),
+    ("corrupt", "running", "unhealthy"), ("kill", "exited", None), ("stop", "exited", None)])
 def test_faults_and_undo(clean, demo, kind, state, health) -> None:
     ops, name = clean, unique(kind)
     cid = web(ops, name)
@@ -81,6 +82,54 @@ def test_faults_and_undo(clean, demo, kind, state, health) -> None:
     wait_state(ops, cid, "running", "healthy")
     journaled = ops.actions()
     assert f"chaos:{kind}" in set(journaled[journaled["container"] == name]["action"].astype(str))
+
+
+def test_a_restart_cures_unhealthy_but_not_corrupt(clean, demo) -> None:
+    """``unhealthy`` hangs httpd (SIGSTOP): ``docker restart`` starts fresh processes and cures
+    it. ``corrupt`` removes the health file from the container's writable layer, which a restart
+    keeps: it stays unhealthy until undone (or recreated)."""
+    ops, name = clean, unique("cure")
+    cid = web(ops, name)
+
+    def health() -> str:
+        return str(ops.inspect(cid).health)
+
+    hang = ops.chaos("unhealthy", name)
+    assert "T httpd" in " ".join(ops.exec(name, ["ps", "-o", "stat,comm"]).stdout.split())
+    until(lambda: health() == "unhealthy", timeout=30, what="unhealthy after the hang")
+    ops.restart(name, timeout=1)
+    until(lambda: health() == "healthy", timeout=30, what="healthy after the restart")
+    hang.undo()  # a restart cured it: nothing left, and the undo is harmless
+
+    broken = ops.chaos("corrupt", name)
+    until(lambda: health() == "unhealthy", timeout=30, what="unhealthy after the corruption")
+    ops.restart(name, timeout=1)
+    seen: list[str] = []
+    deadline = time.monotonic() + 6  # the restart resets health; many 0.3 s probes follow
+    while time.monotonic() < deadline:
+        seen.append(health())
+        time.sleep(0.1)
+    assert "healthy" not in seen, "a restart keeps the container's filesystem"
+    until(lambda: health() == "unhealthy", timeout=30, what="unhealthy after the restart")
+    assert ops.exec(name, ["test", "-f", "/www/health"]).exit_code == 1
+    broken.undo()
+    until(lambda: health() == "healthy", timeout=30, what="healthy after the undo")
+    assert not [r for r in ops.chaos_residue() if r["container_id"] == cid]
+
+
+def test_an_image_without_the_script_is_refused_clearly(clean, demo) -> None:
+    """demo-flap has no make-corrupt: a typed error with a hint, and no residue left."""
+    ops, name = clean, unique("noscript")
+    spec = opskit.ServiceSpec(name=name, image="opskit/demo-flap:latest",
+                              labels={TEST_LABEL: SESSION})
+    cid = ops.deploy(spec, wait="running", timeout=20).ids[0]
+    with pytest.raises(opskit.InvalidTarget, match="make-corrupt") as caught:
+        ops.chaos("corrupt", name)
+    assert "opskit/demo-web" in (caught.value.hint or "")
+    assert not [r for r in ops.chaos_residue() if r["container_id"] == cid]
+    journaled = ops.actions()
+    mine = journaled[journaled["container"] == name]
+    assert list(mine["result"].astype(str)) == ["failed"]
 
 
 def test_cpu_hog_and_disconnect(clean, demo) -> None:

@@ -98,7 +98,7 @@ def test_health_history_outcomes(clean, demo) -> None:
         name=name, image="opskit/demo-web:latest", labels={TEST_LABEL: SESSION},
         healthcheck={"test": ["CMD", "wget", "-q", "-O-", "http://127.0.0.1:8080/health"],
                      "interval": 0.3, "timeout": 1, "retries": 1}), wait="healthy")
-    ops.exec(name, ["make-unhealthy"])
+    ops.exec(name, ["make-corrupt"])  # /health answers 404 at once: a failing probe each 0.3 s
     deadline = time.monotonic() + 10
     while ops.inspect(name).health != "unhealthy" and time.monotonic() < deadline:
         time.sleep(0.2)

@@ -2,12 +2,15 @@
 read how long detection and recovery took.
 
 Injection is ``ops.chaos(kind, target)``, journaled by the library; undo is the returned
-fault's ``undo()``. Times come from :func:`opskit.metrics.recovery_times` of the watchdog's
+fault's ``undo()``. The panel says what the chosen fault does and what cures it: ``unhealthy``
+hangs the demo web server (a restart cures it), ``corrupt`` removes its health file (only a
+recreate cures it). Times come from :func:`opskit.metrics.recovery_times` of the watchdog's
 journal rows.
 """
 
 from __future__ import annotations
 
+import html
 from typing import Any
 
 import ipywidgets as widgets
@@ -17,10 +20,24 @@ from ..metrics import recovery_times
 from .base import View
 from .tables import frame_table
 
-__all__ = ["TIME_COLUMNS", "ChaosPanel"]
+__all__ = ["ABOUT", "TIME_COLUMNS", "ChaosPanel"]
 
 TIME_COLUMNS = ("ts", "container", "reason", "result", "attempt", "time_to_detect_s",
                 "time_to_recover_s")
+ABOUT = {
+    "crash": "kills its process from the host, a real crash; undo starts it again",
+    "kill": "docker kill; undo starts it again",
+    "stop": "docker stop; undo starts it again",
+    "pause": "docker pause; undo unpauses it",
+    "unhealthy": "hangs the demo web server (SIGSTOP), so its probes time out; a restart cures "
+                 "it",
+    "corrupt": "removes the demo web's health file from the container's filesystem; a restart "
+               "keeps it, only a recreate from the image cures it",
+    "cpu": "a busy loop inside; undo ends it",
+    "oom": "fills memory until the kernel's OOM killer acts (needs a memory limit)",
+    "delay": "stops every process for a few seconds (from the host), then continues them",
+    "disconnect": "cuts it from its network; undo reconnects it",
+}
 
 
 class ChaosPanel(View):
@@ -33,6 +50,8 @@ class ChaosPanel(View):
     Attributes:
         kind: the fault ``Dropdown`` (:data:`opskit.chaos.FAULTS`); target: the container
             ``Dropdown`` (opskit's containers).
+        about: the ``HTML`` line saying what the chosen fault does and what cures it
+            (:data:`ABOUT`).
         inject_button, undo_button, refresh_button: the buttons.
         faults: the faults injected from this panel, newest last.
         times: the ``HTML`` table of detection and recovery times.
@@ -45,6 +64,9 @@ class ChaosPanel(View):
         self.faults: list[Any] = []
         self.kind = widgets.Dropdown(description="fault", options=FAULTS, value=FAULTS[0])
         self.target = widgets.Dropdown(description="target", options=[])
+        self.about = widgets.HTML()
+        self.kind.observe(lambda _change: self._describe(), names="value")
+        self._describe()
         self.inject_button = widgets.Button(description="inject", icon="bolt",
                                             button_style="danger")
         self.undo_button = widgets.Button(description="undo", icon="undo", disabled=True)
@@ -54,13 +76,17 @@ class ChaosPanel(View):
         self.inject_button.on_click(self.guard(self.inject))
         self.undo_button.on_click(self.guard(self.undo))
         self.refresh_button.on_click(self.guard(self.refresh))
-        parts = [widgets.HBox([self.kind, self.target, self.refresh_button]),
+        parts = [widgets.HBox([self.kind, self.target, self.refresh_button]), self.about,
                  widgets.HBox([self.inject_button, self.undo_button]), self.status,
                  self.output]
         if watchdog is not None:
             parts += [widgets.HTML("<b>Time to detect and to recover (s)</b>"), self.times]
         self.box = widgets.VBox(parts)
         self.guard(self.refresh)()
+
+    def _describe(self) -> None:
+        kind = str(self.kind.value)
+        self.about.value = f"<i>{html.escape(kind)}: {html.escape(ABOUT.get(kind, ''))}</i>"
 
     @property
     def active(self) -> list[Any]:
