@@ -56,7 +56,7 @@ if TYPE_CHECKING:
     from .replay import Scenario
 
 __all__ = ["DEFAULT_MAX_BYTES", "FORMAT", "SUFFIX", "TABLES", "Analysis", "Bundle", "Source",
-           "analysis", "open_bundle", "record", "write_bundle"]
+           "analysis", "open_bundle", "record", "watchdog_bundle", "write_bundle"]
 
 log = logging.getLogger("opskit")
 
@@ -408,6 +408,23 @@ def record(ops: Ops, name: str, services: Sequence[str] | None = None, since: An
     log.info("recorded incident %s: %d containers, %d events, %d log lines, %d values masked",
              manifest["name"], len(ids), len(events), len(logs), manifest["redaction_total"])
     return open_bundle(written)
+
+
+def watchdog_bundle(watchdog: Any, finding: Any) -> str:
+    """Record the bundle of one incident a watchdog acted on, into ``incidents/``; its path.
+
+    The watchdog calls this after each recovery (its ``bundle_recorder``), on a thread of its
+    own.
+    """
+    from .evidence import incidents_dir
+    from .ops import Ops
+
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    name = f"{finding.container}-{finding.kind}-{stamp}"
+    bundle = record(Ops(watchdog.engine, journal=watchdog.actions_journal), name,
+                    [finding.service] if finding.service else None, around=finding,
+                    path=incidents_dir() / f"{name}.opsb", watchdog=watchdog)
+    return str(bundle.path)
 
 
 def _status(watchdog: Any) -> dict[str, Any] | None:

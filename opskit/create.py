@@ -1,9 +1,11 @@
 """One replica from a spec: ``docker create`` plus ``docker start``, with nothing left half done.
 
 :func:`create_replica` turns a :class:`~opskit.spec.ServiceSpec` into the engine's create call
-(labels with the ownership token included) and joins the spec's networks; :func:`start_replica`
-starts it and, if the start fails (a port already taken), removes the container so no
-``created`` container is left behind.
+(labels with the ownership token and the spec included) and joins the spec's networks;
+:func:`start_replica` starts it and, if the start fails (a port already taken), removes the
+container so no ``created`` container is left behind. :func:`recreate_replica` replaces one
+replica by a fresh container from the same spec and image, and puts the old one back if the new
+one cannot start.
 """
 
 from __future__ import annotations
@@ -14,13 +16,14 @@ from typing import Any
 
 from . import errors
 from . import labels as L
+from .desired import spec_labels
 from .engine import Engine
 from .spec import ServiceSpec
 
 log = logging.getLogger("opskit")
 
 __all__ = ["container_labels", "create_replica", "ensure_networks", "ensure_volumes",
-           "start_replica"]
+           "recreate_replica", "start_replica"]
 
 _PORT_TAKEN = re.compile(r"port is already allocated|address already in use", re.IGNORECASE)
 
@@ -33,6 +36,7 @@ def container_labels(engine: Engine, spec: ServiceSpec, replica: str) -> dict[st
     out[L.REPLICA] = replica
     out[L.SPEC_HASH] = config_hash
     out[L.OWNER] = L.owner_token(engine.key, engine.scope, replica, config_hash)
+    out.update(spec_labels(spec, engine.key))
     return out
 
 
@@ -113,11 +117,13 @@ def _host_config(engine: Engine, spec: ServiceSpec) -> dict[str, Any]:
     return result
 
 
-def create_replica(engine: Engine, spec: ServiceSpec, replica: str, *, name: str) -> str:
+def create_replica(engine: Engine, spec: ServiceSpec, replica: str, *, name: str,
+                   image: str | None = None) -> str:
     """Create (not start) one replica named ``name``; return its full ID.
 
     Equivalent to ``docker create --name NAME --label ... -p ... IMAGE``. The image must be
-    present: the low-level create never pulls.
+    present: the low-level create never pulls. ``image`` (an image ID) replaces the spec's
+    reference, so a recreate runs exactly the image that ran before.
 
     Raises:
         ImageNotFound, NameConflict, EngineError.
@@ -132,7 +138,7 @@ def create_replica(engine: Engine, spec: ServiceSpec, replica: str, *, name: str
             spec.networks[0]: engine.api.create_endpoint_config(aliases=[spec.name, replica])})
     try:
         created = engine.api.create_container(
-            spec.image, name=name, command=list(spec.command) if spec.command else None,
+            image or spec.image, name=name, command=list(spec.command) if spec.command else None,
             entrypoint=list(spec.entrypoint) if spec.entrypoint else None,
             environment=[f"{k}={v}" for k, v in spec.env.items()],
             ports=[(p.container_port, p.protocol) for p in spec.port_maps],
@@ -159,6 +165,54 @@ def create_replica(engine: Engine, spec: ServiceSpec, replica: str, *, name: str
         raise errors.translate(exc, f"connect of {name} to its networks",
                                host=engine.host) from exc
     return cid
+
+
+def recreate_replica(engine: Engine, spec: ServiceSpec, container_id: str, *, replica: str,
+                     image_id: str, holder: str, stop_timeout: float = 1.0) -> str:
+    """A fresh container for one replica, from its spec and the image it ran; return its ID.
+
+    Like ``docker stop -t N NAME && docker rm NAME && docker run --name NAME ...`` with nothing
+    lost on failure: the old container is stopped and renamed aside (``NAME.old-<id>``), the
+    new one is created and started under the replica's name, and only then is the old one
+    removed (its anonymous volumes are kept). If the new one cannot be created or started, it
+    is removed and the old one gets its name back. Holds the service's deploy lock meanwhile.
+
+    Raises:
+        Conflict: a deploy of the service is under way.
+        NameConflict, PortInUse, EngineError: the new container could not be made or started.
+    """
+    from .lease import service_lock
+
+    reference = image_id
+    try:  # the spec's reference, when it still names the image that ran (what people read)
+        if engine.api.inspect_image(str(spec.image))["Id"] == image_id:
+            reference = str(spec.image)
+    except Exception as exc:
+        log.debug("image %s no longer names %s: %s", spec.image, image_id[:19], exc)
+    aside = f"{replica}.old-{container_id[:8]}"
+    with service_lock(engine, spec.name, holder=holder, image=image_id, ttl=120):
+        try:
+            engine.api.stop(container_id, timeout=int(stop_timeout))
+            engine.api.rename(container_id, aside)
+        except Exception as exc:
+            raise errors.translate(exc, f"stop of {replica} before its recreate",
+                                   host=engine.host, target=replica, kind="container") from exc
+        try:
+            new_id = create_replica(engine, spec, replica, name=replica, image=reference)
+            start_replica(engine, spec, new_id, name=replica)
+        except BaseException:
+            try:
+                engine.api.rename(container_id, replica)
+            except Exception as exc:  # the create's error matters more; the log says this one
+                log.error("could not give %s its name back after a failed recreate: %s",
+                          replica, exc)
+            raise
+    try:
+        engine.api.remove_container(container_id, force=True)
+    except Exception as exc:
+        log.warning("could not remove the old container of %s (%s): %s", replica,
+                    container_id[:12], exc)
+    return new_id
 
 
 def _holder_of(engine: Engine, name: str) -> str:

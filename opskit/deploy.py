@@ -19,8 +19,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,7 +30,7 @@ from .create import create_replica, ensure_networks, ensure_volumes, start_repli
 from .engine import Engine
 from .images import build as build_image
 from .images import image_id as local_image_id
-from .lease import acquire_lease
+from .lease import service_lock
 from .spec import ServiceSpec
 from .targets import Ref, list_raw, ref_from_summary, resolve, service_refs
 from .waiting import wait_for
@@ -263,7 +262,8 @@ def deploy(engine: Engine, spec: ServiceSpec, *, wait: str | None = "healthy",
     say = progress or (lambda line: log.info("%s", line))
     started_at = time.monotonic()
     image_id = _resolve_image(engine, spec, say)
-    with _deploy_lock(engine, spec, image_id, timeout):
+    with service_lock(engine, spec.name, holder=f"{default_actor()} pid {os.getpid()}",
+                      image=image_id, ttl=timeout * (spec.replicas + 1) + 120):
         by_replica, extra = _current(engine, spec)
         ro = _Rollout(engine, spec, wait, timeout, say, image_id=image_id)
         try:
@@ -318,24 +318,6 @@ def _converge(ro: _Rollout, replica: str, old: Ref | None) -> str:
     if ro.wait and old.state != "paused":
         wait_for(engine, old.id, ro.wait, timeout=ro.timeout, name=replica)
     return old.id
-
-
-@contextmanager
-def _deploy_lock(engine: Engine, spec: ServiceSpec, image_id: str,
-                 timeout: float) -> Iterator[None]:
-    """One deploy of a service at a time, on this engine (a lease; see :mod:`opskit.lease`)."""
-    ttl = timeout * (spec.replicas + 1) + 120
-    lease = acquire_lease(engine, "deploy", f"{engine.scope}/{spec.name}",
-                          holder=f"{default_actor()} pid {os.getpid()}", image=image_id, ttl=ttl)
-    if not lease.held:
-        raise errors.Conflict(
-            f"Another deploy of service '{spec.name}' is in progress (by {lease.holder}).",
-            hint=f"wait for it to finish; if its holder died, the lock ({lease.name}) expires "
-            "by itself.")
-    try:
-        yield
-    finally:
-        _remove_quietly(engine, lease.lease_id)
 
 
 def teardown(engine: Engine, service: str, *, volumes: bool = False,

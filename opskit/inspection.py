@@ -165,6 +165,11 @@ class ContainerInfo:
             managed=labels.get(L.MANAGED) == "true", labels=labels, attrs=attrs)
 
     @property
+    def replica(self) -> str:
+        """The opskit replica name it was created as (``""`` for a foreign container)."""
+        return self.labels.get(L.REPLICA, "")
+
+    @property
     def health_log(self) -> list[dict[str, Any]]:
         """The engine's last (up to 5) probe results, raw."""
         return list(((self.attrs.get("State") or {}).get("Health") or {}).get("Log") or [])

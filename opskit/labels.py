@@ -24,6 +24,8 @@ ROLE = PREFIX + "role"
 DEMO_DIGEST = PREFIX + "demo-digest"
 CREATED_BY = PREFIX + "created-by"
 IMAGE_SCOPE = PREFIX + "image-scope"
+SPEC = PREFIX + "spec"
+SPEC_SIG = PREFIX + "spec-sig"
 
 __all__ = [
     "CREATED_BY",
@@ -36,7 +38,9 @@ __all__ = [
     "ROLE",
     "SCOPE",
     "SERVICE",
+    "SPEC",
     "SPEC_HASH",
+    "SPEC_SIG",
     "check_owned",
     "image_labels",
     "owner_token",

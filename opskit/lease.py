@@ -5,9 +5,12 @@ must not both act. The engine already has an atomic compare-and-set: container n
 unique, and ``POST /containers/create`` with a taken name fails with 409. A lease is therefore a
 *created, never started* container named after the incident (``opskit-lease-<id>-<key>``),
 labelled with its holder and expiry. The first watchdog to create it acts; the other gets 409,
-reads the holder from the labels and records that the peer handled it. Leases expire after
-``ttl`` seconds and are removed by the next acquirer, so a holder that died does not block
-recovery for ever.
+reads the holder from the labels and records that the peer handled it. The holder releases
+(removes) the lease once its action is done and verified, and a watchdog sweeps its own leases
+when it stops, so ``docker ps -a`` shows none afterwards. Leases also expire after ``ttl``
+seconds and are then removed by the next acquirer or sweep, so a holder that died does not
+block recovery for ever. A peer that comes after the release does not act twice: a recovery
+checks, under the lease, that the run it decided on is still the container's current one.
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from . import errors
@@ -23,7 +28,8 @@ from .engine import Engine
 
 log = logging.getLogger("opskit")
 
-__all__ = ["Lease", "acquire_lease", "lease_name", "sweep_leases"]
+__all__ = ["Lease", "acquire_lease", "lease_name", "release_lease", "service_lock",
+           "sweep_leases"]
 
 HOLDER = L.PREFIX + "lease-holder"
 EXPIRES = L.PREFIX + "lease-expires"
@@ -95,8 +101,38 @@ def acquire_lease(engine: Engine, container_id: str, incident_key: str, *, holde
     return Lease(name, False, "?", 0.0)
 
 
-def sweep_leases(engine: Engine, *, now: float | None = None) -> int:
-    """Remove expired lease containers of this scope; returns how many."""
+@contextmanager
+def service_lock(engine: Engine, service: str, *, holder: str, image: str,
+                 ttl: float) -> Iterator[Lease]:
+    """Hold the lock on changing one service's containers (a deploy, a recreate) while in
+    the block; a peer that holds it raises :class:`~opskit.errors.Conflict`.
+
+    Raises:
+        Conflict: another deploy or recreate of the service holds the lock.
+    """
+    lease = acquire_lease(engine, "deploy", f"{engine.scope}/{service}", holder=holder,
+                          image=image, ttl=ttl)
+    if not lease.held:
+        raise errors.Conflict(
+            f"Another deploy of service '{service}' is in progress (by {lease.holder}).",
+            hint=f"wait for it to finish; if its holder died, the lock ({lease.name}) expires "
+            "by itself.")
+    try:
+        yield lease
+    finally:
+        release_lease(engine, lease)
+
+
+def release_lease(engine: Engine, lease: Lease) -> bool:
+    """Give a held lease back (``docker rm -f opskit-lease-...``); True when removed."""
+    if not lease.held or not lease.lease_id:
+        return False
+    return bool(_remove(engine, lease.lease_id))
+
+
+def sweep_leases(engine: Engine, *, now: float | None = None, holder: str | None = None) -> int:
+    """Remove the lease containers of this scope that expired, and those ``holder`` holds
+    (a watchdog that stops); returns how many."""
     now = time.time() if now is None else now
     removed = 0
     try:
@@ -105,7 +141,9 @@ def sweep_leases(engine: Engine, *, now: float | None = None) -> int:
     except Exception as exc:
         raise errors.translate(exc, "listing leases", host=engine.host) from exc
     for item in items:
-        if float((item.get("Labels") or {}).get(EXPIRES, "0") or 0) <= now:
+        labels = item.get("Labels") or {}
+        if float(labels.get(EXPIRES, "0") or 0) <= now or (
+                holder is not None and labels.get(HOLDER) == holder):
             removed += _remove(engine, item["Id"])
     return removed
 

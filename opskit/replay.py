@@ -344,6 +344,9 @@ def _at(seconds: float) -> datetime:
 def _policy(scenario: Scenario, recorded: RecoveryPolicy | None) -> RecoveryPolicy:
     policy = scenario.policy or recorded or RecoveryPolicy()
     changes: dict[str, Any] = {"jitter": 0.0, "dry_run": False}
+    # the fast budget is what a replay weighs: it stops at quarantine, as if nobody
+    # acknowledged and no slow retry ran (those are not simulated)
+    changes["quarantine_retry"] = None
     if scenario.max_attempts is not None:
         changes["max_attempts"] = scenario.max_attempts
     return dataclasses.replace(policy, **changes)

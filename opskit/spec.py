@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from . import labels as L
+from .dependencies import Dependency, parse_depends_on
 from .errors import InvalidSpec
 from .spec_parts import (
     ENV_NAME_RE,
@@ -75,6 +76,9 @@ class ServiceSpec:
         recovery: the service's :class:`~opskit.policy.RecoveryPolicy` (or a mapping of its
             fields), which a watchdog given this spec follows; it does not shape the containers,
             so changing it replaces none.
+        depends_on: services this one needs, as Compose writes it: ``["db"]`` (order only) or
+            ``{"db": {"restart": True}}`` (restart this service after ``db`` was recovered).
+            Like ``recovery`` it shapes no container.
     """
 
     name: str
@@ -100,6 +104,7 @@ class ServiceSpec:
     stop_signal: str | None = None
     pull: str = "never"
     recovery: Any = None
+    depends_on: Any = ()
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
@@ -192,6 +197,9 @@ class ServiceSpec:
             raise InvalidSpec("pull", f"unknown pull mode {self.pull!r}",
                               allowed=", ".join(PULL_ALLOWED))
         self._check_recovery()
+        set_(self, "depends_on", parse_depends_on(self.depends_on))
+        if any(d.service == self.name for d in self.depends_on):
+            raise InvalidSpec("depends_on", f"service '{self.name}' cannot depend on itself")
 
     # -- reading and writing ------------------------------------------------------------
 
@@ -262,6 +270,8 @@ class ServiceSpec:
                          for p in value}
             elif f.name in ("healthcheck", "recovery") and value is not None:
                 value = value.to_dict()
+            elif f.name == "depends_on":
+                value = {d.service: d.to_dict() for d in value}
             elif f.name == "build" and value is not None:
                 value = {"context": value.context, "dockerfile": value.dockerfile,
                          "args": dict(value.args)}
@@ -283,6 +293,11 @@ class ServiceSpec:
         return cast(Healthcheck | None, self.healthcheck)
 
     @property
+    def dependencies(self) -> tuple[Dependency, ...]:
+        """What the service depends on, normalised."""
+        return cast(tuple[Dependency, ...], self.depends_on)
+
+    @property
     def build_context(self) -> BuildContext | None:
         """The build context, normalised."""
         return cast(BuildContext | None, self.build)
@@ -293,11 +308,11 @@ class ServiceSpec:
 
     @property
     def config_hash(self) -> str:
-        """A digest of everything that shapes a replica (all fields but ``replicas`` and
-        ``recovery``)."""
+        """A digest of everything that shapes a replica (all fields but ``replicas``,
+        ``recovery`` and ``depends_on``)."""
         data = self.to_dict()
-        data.pop("replicas")
-        data.pop("recovery")  # what a watchdog does about a replica does not shape it
+        for name in ("replicas", "recovery", "depends_on"):
+            data.pop(name)  # what a watchdog does about a replica does not shape it
         blob = json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)
         return hashlib.sha256(blob.encode()).hexdigest()[:24]
 

@@ -3,7 +3,8 @@
 A wait polls ``docker inspect`` (a local call of about a millisecond) every ``poll`` seconds and
 gives up early when the condition can no longer be met (the container exited with no restart
 policy to bring it back). An ``unhealthy`` container may still recover, so that one is waited
-for until the timeout. On failure it raises
+for until the timeout, unless the caller asks to stop at the first ``unhealthy`` verdict (a
+recovery's verify: the next step of its ladder should not wait). On failure it raises
 :class:`~opskit.errors.WaitTimeout` carrying the state, exit code, last probe output and last
 log lines, so the message says why.
 """
@@ -39,6 +40,12 @@ def _running_for(data: dict[str, Any]) -> float:
     return (datetime.now(UTC) - started).total_seconds() if started else 0.0
 
 
+def _last_probe_at(data: dict[str, Any]) -> datetime:
+    probes = (((data.get("State") or {}).get("Health") or {}).get("Log")) or []
+    started = parse_engine_time(probes[-1].get("Start")) if probes else None
+    return started or datetime.min.replace(tzinfo=UTC)
+
+
 def _state(data: dict[str, Any]) -> tuple[str, str, int | None, str]:
     state = data.get("State") or {}
     health = state.get("Health") or {}
@@ -48,11 +55,14 @@ def _state(data: dict[str, Any]) -> tuple[str, str, int | None, str]:
 
 
 def wait_for(engine: Engine, container_id: str, condition: str, *, timeout: float,
-             name: str = "", poll: float = 0.1, settle: float = 1.0) -> dict[str, Any]:
+             name: str = "", poll: float = 0.1, settle: float = 1.0,
+             unhealthy_after: datetime | None = None) -> dict[str, Any]:
     """Wait until the container is ``running`` or ``healthy``; return its inspect payload.
 
     A container without a healthcheck counts as healthy once it has kept running for
     ``settle`` seconds (so a process that dies at once is not taken for a healthy one).
+    With ``unhealthy_after``, an ``unhealthy`` status whose last probe began after that time
+    ends the wait at once.
 
     Raises:
         WaitTimeout: the condition was not met in time, or can no longer be met.
@@ -82,7 +92,9 @@ def wait_for(engine: Engine, container_id: str, condition: str, *, timeout: floa
                 or now + poll >= deadline):
             return data
         dead = status in ("exited", "dead") and not restarting_policy
-        if dead or time.monotonic() >= deadline:
+        judged = unhealthy_after is not None and health == "unhealthy" and \
+            _last_probe_at(data) > unhealthy_after
+        if dead or judged or time.monotonic() >= deadline:
             reason = ""
             if dead:
                 reason = f"it exited with code {exit_code}"

@@ -1,27 +1,35 @@
-"""The watchdog: event-driven detection and bounded, audited recovery of opskit's services.
+"""The watchdog: level-triggered recovery of opskit's services, with events as the fast path.
 
-It reads the event journal's stream (so it learns of a crash within milliseconds of the engine),
-re-lists the watched containers every few seconds (to catch what events cannot say, such as a
-container paused for too long), runs the pure rules of :mod:`opskit.rules` on each changed
-container, and asks the container's :class:`~opskit.policy.RecoveryState` whether to act.
+Every pass compares what each watched replica's spec wants (running, and healthy when it has a
+healthcheck) with what the engine says, and acts on the difference, whatever happened before
+the watchdog looked and whichever events it missed. A pass runs for every life-cycle event of a
+watched container (a crash is acted on within milliseconds of the engine's ``die``), after each
+attempt, and on every re-list (every ``relist_every`` seconds): the re-list is the guarantee.
 
-Acting follows one path (:mod:`opskit.recover`): take the incident's lease on the engine (so two
-watchdogs never both act), capture the evidence, write the action journal's ``started`` line,
-restart or recreate, verify the container is running and healthy, write the ``done`` line. It
-never acts on an intentional stop, while the engine's own restart policy is at work, on a paused
-container, on a probe that could not run, or on a failure that happened before it started
-(those are reported, and ``recover_now`` acts on them on request).
+What each service wants comes from the specs the watchdog is given and, for the others, from the
+spec written on the containers themselves (:mod:`opskit.desired`), so a watchdog started later,
+or restarted, knows it too. A replica that is down is recovered unless it was stopped on purpose
+(:mod:`opskit.intent`: opskit's own stop in the action journal, an API stop or kill in the
+events, or in the engine's memory); when the records cannot tell, it is left alone and
+``status()`` says so.
+
+Acting follows one path (:mod:`opskit.recover`): the incident's lease, the evidence, the action
+journal, the ladder's step (restart; recreate when a restart did not cure), the verify, the
+lease released. The policy (:mod:`opskit.policy`) paces it: backoff, a fast budget, then
+quarantine, where it is flagged and alerted and retried slowly until the cause goes away. After
+a dependency was recovered, its dependants that need it are restarted in dependency order.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -30,11 +38,14 @@ from typing import TYPE_CHECKING, Any
 from . import errors
 from . import labels as L
 from .actions import ActionJournal, default_actor
+from .dependencies import COMPOSE_DEPENDS_ON, Dependency, dependency_order, from_compose_label
+from .desired import spec_from_attrs
 from .engine import Engine
 from .event_records import Event, parse_event
 from .findings import Finding
 from .health import HealthHistory
 from .inspection import ContainerInfo, health_from_status
+from .intent import StopIntent, stop_intent
 from .lease import sweep_leases
 from .policy import ACTIONABLE_KINDS, RecoveryPolicy, RecoveryState
 from .recover import recover
@@ -48,10 +59,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("opskit")
 
-__all__ = ["Watchdog"]
+__all__ = ["Alert", "Watchdog"]
 
 LIFECYCLE = {"create", "start", "restart", "die", "oom", "kill", "stop", "pause", "unpause",
-             "destroy", "health_status"}
+             "destroy", "health_status", "rename"}
+_DOWN = ("exited", "dead", "created")
 
 
 def _run_key(info: ContainerInfo) -> str | None:
@@ -60,57 +72,89 @@ def _run_key(info: ContainerInfo) -> str | None:
     return f"{info.id}:run:{info.started_at.isoformat()}" if info.started_at else None
 
 
+@dataclass(frozen=True)
+class Alert:
+    """What the watchdog tells a person (the ``alert`` callback, and the log at WARNING).
+
+    Attributes:
+        kind: ``quarantined`` (the fast budget is spent; slow retries go on),
+            ``quarantine_lifted``, ``left_down`` (stopped, and the records cannot tell
+            whether on purpose), ``recovered`` (after being quarantined).
+        container, service: what it is about; message: one sentence.
+    """
+
+    kind: str
+    container: str
+    service: str
+    message: str
+
+
 @dataclass
 class _Tracked:
     """What the watchdog keeps about one container."""
 
     info: ContainerInfo
-    state: RecoveryState
     events: deque[Event] = field(default_factory=lambda: deque(maxlen=300))
     findings: list[Finding] = field(default_factory=list)
-    decided: set[str] = field(default_factory=set)
+
+
+@dataclass
+class _Replica:
+    """What the watchdog keeps about one replica, across its containers (a recreate makes a
+    new one): the recovery state, whether an action is under way, what was said."""
+
+    state: RecoveryState
     busy: bool = False
+    intent: tuple[str, StopIntent] | None = None  # (run, answer)
+    noted: tuple[str, str] = ("", "")  # (run, reason) last journaled without acting
+    waiting_on: str = ""
 
 
 class Watchdog:
-    """Watch services, detect failures, recover within a budget, and write everything down.
+    """Keep services running and healthy; recover within a budget; write everything down.
 
     Args:
         engine: the engine.
         services: service names to watch (None: every opskit service of the scope).
         policy: a :class:`RecoveryPolicy`, or one per service name.
         rules: thresholds of the detection rules.
-        specs: service specs, needed for ``action="recreate"``.
+        specs: service specs (their ``recovery``, ``depends_on`` and what ``recreate`` makes);
+            the others are read back from the containers.
         journal: a running event journal to read (one is started and owned otherwise).
         actions: the action journal to write.
-        relist_every: seconds between re-lists.
-        act_on_existing: also act on failures that began before the watchdog started.
+        relist_every: seconds between re-lists (the level-triggered pass over everything).
         record_bundles: after each recovery, record an incident bundle around the finding into
             ``state_dir()/incidents/`` (on a thread of its own: recovery never waits for it).
+        alert: called with an :class:`Alert` when a person should know (quarantine, a
+            container left down); it must return quickly.
     """
 
     def __init__(self, engine: Engine, *, services: Sequence[str] | None = None,
                  policy: RecoveryPolicy | Mapping[str, RecoveryPolicy] | None = None,
                  rules: RuleConfig | None = None, specs: Mapping[str, ServiceSpec] | None = None,
                  journal: EventJournal | None = None, actions: ActionJournal | None = None,
-                 relist_every: float = 5.0, act_on_existing: bool = False,
-                 record_bundles: bool = True) -> None:
+                 relist_every: float = 5.0, record_bundles: bool = True,
+                 alert: Callable[[Alert], None] | None = None) -> None:
         self.engine = engine
         self.services = set(services or [])
         self._policies = policy if isinstance(policy, Mapping) else {}
         self._default_policy = policy if isinstance(policy, RecoveryPolicy) else RecoveryPolicy()
         self.rules = rules or RuleConfig()
         self.specs = dict(specs or {})
+        self._read_specs: dict[str, ServiceSpec] = {}
         self._journal = journal
         self._owns_journal = journal is None
         self.actions_journal = actions or ActionJournal(host=engine.host)
         self.relist_every = relist_every
-        self.act_on_existing = act_on_existing
         self.record_bundles = record_bundles
+        self.alert = alert
+        self.alerts: deque[Alert] = deque(maxlen=200)
+        self.bundle_recorder: Callable[[Watchdog, Finding], str | None] | None = None
         self._recorder: ThreadPoolExecutor | None = None
         self.bundles: list[str] = []
         self.actor = f"watchdog:{uuid.uuid4().hex[:6]}@{default_actor()}"
         self._tracked: dict[str, _Tracked] = {}
+        self._replicas: dict[str, _Replica] = {}
         self._health = HealthHistory()
         self._lock = threading.RLock()
         self._stop = threading.Event()
@@ -123,7 +167,8 @@ class Watchdog:
     # -- life cycle ---------------------------------------------------------------------
 
     def start(self) -> Watchdog:
-        """Start watching in background threads (``docker events`` plus a periodic re-list)."""
+        """Start watching in background threads (``docker events`` plus a periodic re-list);
+        the first pass over every watched container runs before this returns."""
         if self._threads:
             return self
         if self._journal is None:
@@ -142,8 +187,7 @@ class Watchdog:
         self._stop.clear()
         self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="opskit-recover")
         self._recorder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="opskit-record")
-        self._safe(self._resume_interrupted)
-        self.relist()
+        self._safe(self.relist)
         for target, name in ((self._event_loop, "events"), (self._relist_loop, "relist")):
             thread = threading.Thread(target=target, name=f"opskit-watchdog-{name}", daemon=True)
             thread.start()
@@ -153,7 +197,8 @@ class Watchdog:
         return self
 
     def stop(self) -> None:
-        """Stop watching; recoveries under way finish first (bounded by their verify timeout)."""
+        """Stop watching; recoveries under way finish first (bounded by their verify timeout),
+        then the leases this watchdog still holds are removed."""
         self._stop.set()
         if self._sub is not None:
             self._sub.close()
@@ -161,11 +206,15 @@ class Watchdog:
             thread.join(timeout=5)
         self._threads.clear()
         if self._pool is not None:
-            self._pool.shutdown(wait=True)
+            self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
         if self._recorder is not None:
             self._recorder.shutdown(wait=True, cancel_futures=True)
             self._recorder = None
+        try:
+            sweep_leases(self.engine, holder=self.actor)
+        except errors.OpsKitError as exc:
+            log.warning("leases of %s not swept: %s", self.actor, exc.message)
         if self._owns_journal and self._journal is not None:
             self._journal.stop()
 
@@ -187,10 +236,15 @@ class Watchdog:
         """The default recovery policy (services without one of their own follow it)."""
         return self._default_policy
 
+    def spec_for(self, service: str) -> ServiceSpec | None:
+        """The spec a service is held to: the one given, else the one read back from its
+        containers (None when neither is known)."""
+        return self.specs.get(service) or self._read_specs.get(service)
+
     def policy_for(self, service: str) -> RecoveryPolicy:
         """The recovery policy that governs ``service``: the one given to the watchdog for it
         by name, else its spec's ``recovery``, else the watchdog's default."""
-        spec = self.specs.get(service)
+        spec = self.spec_for(service)
         return (self._policies.get(service) or (spec.recovery if spec is not None else None)
                 or self._default_policy)
 
@@ -214,13 +268,31 @@ class Watchdog:
         return frame[frame["actor"].astype(str) == self.actor].reset_index(drop=True)
 
     def status(self) -> dict[str, Any]:
-        """Counters, quarantined containers and the journal's own status."""
+        """Counters, and the replicas a person may need to look at.
+
+        ``quarantined``: the fast budget is spent (slow retries go on unless the policy says
+        ``quarantine_retry=None``); ``left_down``: replica -> why it is not started (the
+        records cannot tell whether it was stopped on purpose); ``stopped_on_purpose``:
+        replica -> the record that says so; ``waiting``: replica -> the dependency it waits for.
+        """
         with self._lock:
-            quarantined = sorted(t.info.name for t in self._tracked.values()
-                                 if t.state.quarantined)
+            names = {t.info.replica or t.info.name: t.info.name for t in self._tracked.values()}
+            quarantined = sorted(names.get(k, k) for k, r in self._replicas.items()
+                                 if r.state.quarantined)
+            left, purposed = {}, {}
+            for key, rep in self._replicas.items():
+                if rep.intent is None or not self._is_down(key):
+                    continue
+                if rep.intent[1].on_purpose is None:
+                    left[names.get(key, key)] = rep.intent[1].reason
+                elif rep.intent[1].on_purpose:
+                    purposed[names.get(key, key)] = rep.intent[1].reason
+            waiting = {names.get(k, k): r.waiting_on for k, r in self._replicas.items()
+                       if r.waiting_on}
             watched = sorted(t.info.name for t in self._tracked.values())
         return {"actor": self.actor, "running": self.running, "watched": watched,
-                "quarantined": quarantined, **self.counters,
+                "quarantined": quarantined, "left_down": left, "stopped_on_purpose": purposed,
+                "waiting": waiting, **self.counters,
                 "journal": self._journal.status() if self._journal else {}}
 
     def wait_for_action(self, *, timeout: float = 30.0, result: str | None = None) -> Any:
@@ -240,21 +312,25 @@ class Watchdog:
         return None
 
     def acknowledge(self, target: str) -> list[str]:
-        """Lift the quarantine of a container or every replica of a service (a person's call)."""
+        """Lift the quarantine of a container or every replica of a service (a person's call):
+        fast retries resume, with a fresh budget."""
         now, done = datetime.now(UTC), []
         with self._lock:
             for tracked in self._tracked.values():
-                if target in (tracked.info.name, tracked.info.id, tracked.info.service):
-                    tracked.state.acknowledge(now)
-                    tracked.decided.clear()
-                    done.append(tracked.info.name)
+                info = tracked.info
+                if target in (info.name, info.id, info.service):
+                    rep = self._replica(info)
+                    rep.state.acknowledge(now)
+                    rep.noted = ("", "")
+                    done.append(info.name)
         for name in done:
             log.info("quarantine of %s acknowledged", name)
         return done
 
     def recover_now(self, target: str) -> list[str]:
-        """Act on the current actionable findings of a container or service now, bypassing the
-        'failed before the watchdog started' rule (the budget and quarantine still hold)."""
+        """Act now on a container or service that is down or unhealthy: a person's call, so it
+        also starts what the records could not tell was stopped on purpose (the budget still
+        counts the attempt)."""
         acted = []
         for finding in self.findings():
             if target in (finding.container, finding.container_id, finding.service) and \
@@ -263,38 +339,6 @@ class Watchdog:
                 acted.append(finding.container)
         return acted
 
-    def _resume_interrupted(self) -> None:
-        """Finish recoveries a killed watchdog left half done.
-
-        A recovery interrupted mid-restart can leave its container stopped by opskit's own
-        request (which the rules then read as an intentional stop), or still unhealthy from
-        before this watchdog started (which it would otherwise only report). Such a container
-        is recovered again, as a new journaled action.
-        """
-        frame = self.actions_journal.frame()
-        cut = frame[(frame["result"].astype(str) == "interrupted")
-                    & frame["actor"].astype(str).str.startswith("watchdog:")]
-        for cid in dict.fromkeys(cut["container_id"]):
-            try:
-                info = ContainerInfo.from_attrs(self.engine.api.inspect_container(cid))
-            except Exception:
-                continue  # removed since
-            stuck = info.state in ("exited", "created") or (
-                info.state == "running" and info.health == "unhealthy")
-            if not self._watched(info.labels) or not stuck:
-                continue
-            since = info.finished_at or datetime.now(UTC)
-            finding = Finding(container_id=cid, container=info.name, service=info.service,
-                              kind="interrupted_recovery", severity="critical", since=since,
-                              evidence={"exit_code": info.exit_code}, failure_class="recovery",
-                              hint="a watchdog was killed while recovering this container.")
-            with self._lock:
-                self._tracked[cid] = _Tracked(info=info,
-                                              state=RecoveryState(self.policy_for(info.service)))
-            recover(self.engine, finding, policy=self.policy_for(info.service),
-                    journal=self.actions_journal, actor=self.actor,
-                    spec=self.specs.get(info.service), detected_at=time.time())
-
     # -- the loops ----------------------------------------------------------------------
 
     def _watched(self, labels: Mapping[str, str]) -> bool:
@@ -302,7 +346,7 @@ class Watchdog:
             return False
         if L.check_owned(labels, name=labels.get(L.REPLICA, ""), scope=self.engine.scope,
                          key=self.engine.key):
-            return False  # forged or foreign labels: never act on it (RELIABILITY row 14)
+            return False  # forged or foreign labels: never act on it
         return not self.services or labels.get(L.SERVICE, "") in self.services
 
     def _event_loop(self) -> None:
@@ -328,13 +372,13 @@ class Watchdog:
                 with self._lock:
                     self._tracked.pop(event.actor_id, None)
                 continue
-            self._safe(lambda e=event: self._pass(e.actor_id, e))
+            self._safe(functools.partial(self._pass, event.actor_id, event))
 
     def _relist_loop(self) -> None:
         while not self._stop.wait(self.relist_every):
             self._safe(self.relist)
 
-    def _safe(self, call: Any) -> None:
+    def _safe(self, call: Callable[[], Any]) -> None:
         try:
             call()
         except errors.EngineUnavailable as exc:
@@ -346,7 +390,8 @@ class Watchdog:
             log.exception("watchdog pass failed")
 
     def relist(self) -> None:
-        """Re-read every watched container (``docker ps -a`` + inspect) and evaluate it."""
+        """One level-triggered pass: re-read every watched container (``docker ps -a``, and an
+        inspect of those whose listing changed) and reconcile each with what it should be."""
         filters = {"label": [f"{L.MANAGED}=true", f"{L.SCOPE}={self.engine.scope}"]}
         try:
             items = self.engine.api.containers(all=True, filters=filters)
@@ -354,20 +399,44 @@ class Watchdog:
             raise errors.translate(exc, "listing watched containers", host=self.engine.host
                                    ) from exc
         seen = set()
+        names = {str((item.get("Names") or ["/"])[0]).lstrip("/") for item in items}
         for item in items:
-            if self._watched(item.get("Labels") or {}) and \
-                    (item.get("Labels") or {}).get(L.ROLE) != "lease":
-                seen.add(item["Id"])
-                known = self._unchanged(item)
-                if known is not None:
-                    self._evaluate(known, None)  # time-based rules still run on each tick
-                else:
-                    self._pass(item["Id"], None)
+            labels = item.get("Labels") or {}
+            if not self._watched(labels) or labels.get(L.ROLE) == "lease":
+                continue
+            name = str((item.get("Names") or ["/"])[0]).lstrip("/")
+            replica = labels.get(L.REPLICA, "")
+            if replica and name != replica:  # set aside by a recreate or a deploy
+                if replica not in names:
+                    self._restore_aside(item["Id"], name, replica)
+                continue
+            seen.add(item["Id"])
+            known = self._unchanged(item)
+            if known is not None:
+                self._evaluate(known, None)  # time-based rules still run on each tick
+            else:
+                self._pass(item["Id"], None)
         with self._lock:
             for cid in set(self._tracked) - seen:
                 self._tracked.pop(cid, None)
         self.counters["passes"] += 1
         sweep_leases(self.engine)  # expired incident leases of this scope
+
+    def _restore_aside(self, cid: str, name: str, replica: str) -> None:
+        """A replica's container left aside by an interrupted recreate or deploy, with nothing
+        under the replica's name: it takes the name back (the next pass reconciles it)."""
+        with self._lock:
+            rep = self._replicas.get(replica)
+            if rep is not None and rep.busy:
+                return
+        try:
+            self.engine.api.rename(cid, replica)
+        except Exception as exc:
+            log.warning("could not give %s its name back from %s: %s", replica, name, exc)
+            return
+        self.actions_journal.note("rename", cid, replica, "ok", actor=self.actor,
+                                  reason="interrupted recreate", details={"from": name})
+        log.info("restored %s from %s (an interrupted recreate or deploy)", replica, name)
 
     def _unchanged(self, item: Mapping[str, Any]) -> ContainerInfo | None:
         """The known state of a listed container when the listing shows nothing new.
@@ -380,7 +449,7 @@ class Watchdog:
         own_probes = self.rules.unhealthy_after > 1 or self.rules.unhealthy_for is not None
         with self._lock:
             tracked = self._tracked.get(item["Id"])
-        if tracked is None or own_probes or tracked.busy:
+        if tracked is None or own_probes:
             return None
         info, health = tracked.info, health_from_status(str(item.get("Status", "")))
         if item.get("State") == info.state == "running" and health == info.health and \
@@ -396,10 +465,8 @@ class Watchdog:
         The engine answers an inspect only after it has finished its exit handling (about
         60 ms after ``die``, several hundred under load); the event carries what the rules
         need, so the decision does not wait. An exit 137 is decided as a crash here and
-        :func:`~opskit.recover.recover` reads ``State.OOMKilled`` in its evidence (this engine
-        sends ``oom`` up to 0.4 s after ``die``), journaling an OOM kill as ``oom_killed``; an
-        ``oom`` event already seen makes it ``oom_killed`` at once. The next re-list reads the
-        full state.
+        :func:`~opskit.recover.recover` reads ``State.OOMKilled`` in its evidence. The next
+        pass reads the full state.
         """
         if event is None or event.base_action != "die":
             return None
@@ -414,7 +481,7 @@ class Watchdog:
                                    finished_at=event.ts, pid=0, oom_killed=False)
 
     def _pass(self, container_id: str, event: Event | None) -> None:
-        """Inspect one container (or read a ``die`` event), evaluate the rules, decide."""
+        """Inspect one container (or read a ``die`` event), evaluate the rules, reconcile."""
         known = self._from_event(container_id, event)
         if known is not None:
             self._evaluate(known, event)
@@ -431,127 +498,290 @@ class Watchdog:
             raise errors.translate(exc, f"inspect of {container_id[:12]}",
                                    host=self.engine.host) from exc
         info = ContainerInfo.from_attrs(attrs)
-        if not self._watched(info.labels):
+        if not self._watched(info.labels) or (info.replica and info.name != info.replica):
             return
+        if info.service and self.spec_for(info.service) is None:
+            spec, why = spec_from_attrs(attrs, self.engine.key)
+            if spec is not None and spec.name == info.service:
+                self._read_specs[info.service] = spec
+            elif why:
+                log.debug("spec of %s not read back from %s: %s", info.service, info.name, why)
         self._health.observe(info.name, info.id, attrs)
         self._evaluate(info, event)
 
+    def _replica(self, info: ContainerInfo) -> _Replica:
+        key = info.replica or info.name
+        rep = self._replicas.get(key)
+        if rep is None:
+            rep = self._replicas[key] = _Replica(RecoveryState(self.policy_for(info.service)))
+        return rep
+
+    def _is_down(self, replica: str) -> bool:
+        return any((t.info.replica or t.info.name) == replica and t.info.state in _DOWN
+                   for t in self._tracked.values())
+
     def _evaluate(self, info: ContainerInfo, event: Event | None) -> None:
-        container_id = info.id
         now = datetime.now(UTC)
+        lifted = False
         with self._lock:
-            tracked = self._tracked.get(container_id)
+            tracked = self._tracked.get(info.id)
             if tracked is None:
-                tracked = _Tracked(info=info, state=RecoveryState(self.policy_for(info.service)))
-                self._tracked[container_id] = tracked
+                tracked = self._tracked[info.id] = _Tracked(info=info)
             tracked.info = info
             if event is not None:
                 tracked.events.append(event)
             view = ContainerView(info=info, events=list(tracked.events), now=now)
             tracked.findings = evaluate(view, self.rules)
+            rep = self._replica(info)
             if info.state == "running" and info.health in ("", "healthy") and \
                     not tracked.findings:
-                tracked.state.record_healthy(now)
+                lifted = rep.state.record_healthy(now)
+                rep.waiting_on = ""
         self.counters["findings"] += len(tracked.findings)
+        if lifted:
+            self._tell("quarantine_lifted", info.name, info.service, f"healthy for "
+                       f"{self.policy_for(info.service).reset_after:g}s: fast retries resume")
         for finding in tracked.findings:
             if finding.kind in ACTIONABLE_KINDS:
                 self._consider(finding, view=view)
+                break  # one action per pass and container: the most severe finding
+
+    def _intent(self, rep: _Replica, view: ContainerView) -> StopIntent:
+        """Whether the stopped container was stopped on purpose (cached per run)."""
+        info = view.info
+        run = f"{info.id}:{info.finished_at}"
+        if rep.intent is not None and rep.intent[0] == run:
+            return rep.intent[1]
+        if any(e.base_action == "die" for e in view.events) and \
+                not intentional_stop(view, self.rules):
+            answer = StopIntent(False, "it died with no stop or kill asked (events)", "events")
+        else:  # what a person did, or what a recovery of ours left: the journals decide
+            answer = stop_intent(self.engine, info, seen=view.events,
+                                 actions=self.actions_journal.frame(), config=self.rules)
+        with self._lock:
+            rep.intent = (run, answer)
+        return answer
 
     def _consider(self, finding: Finding, *, view: ContainerView | None = None,
                   force: bool = False) -> None:
         with self._lock:
             tracked = self._tracked.get(finding.container_id)
-            if tracked is None or tracked.busy or (finding.key in tracked.decided and not force):
+            if tracked is None:
                 return
-            if not force and self.started_at and finding.since < self.started_at and \
-                    not self.act_on_existing:
-                tracked.decided.add(finding.key)
-                self.actions_journal.note(
-                    "none", finding.container_id, finding.container, "skipped",
-                    actor=self.actor, service=finding.service, reason=finding.kind,
-                    finding_key=finding.key, details={"why": "failed before the watchdog "
-                                                      "started; recover_now() acts on it"})
+            info = tracked.info
+            view = view or ContainerView(info=info, events=list(tracked.events),
+                                         now=datetime.now(UTC))
+            rep = self._replica(info)
+            if rep.busy:
                 return
-            restarting = view is not None and engine_restarting(view, self.rules)
-            # an asked-for stop explains an exit, not a running container's failure (say, one
-            # unhealthy again after an earlier restart, whose kill is still among the events)
-            stopped = view is not None and view.info.state in ("exited", "dead") and \
-                intentional_stop(view, self.rules)
-            decision = tracked.state.decide(finding, datetime.now(UTC),
-                                            engine_restarting=restarting,
-                                            intentional_stop=stopped)
-            tracked.decided.add(finding.key)
+        intent = None
+        if info.state in _DOWN and not force:
+            intent = self._intent(rep, view)
+            if intent.on_purpose is None:
+                self._note(rep, finding, "left down", intent.reason, alert="left_down")
+                return
+        blocker = "" if force else self._dependency_down(info)
+        with self._lock:
+            rep.waiting_on = blocker
+        if blocker:
+            self._note(rep, finding, "waiting for dependency",
+                       f"its dependency {blocker} is down; it is restarted once that is healthy")
+            return
+        restarting = engine_restarting(view, self.rules)
+        was_quarantined = rep.state.quarantined
+        with self._lock:
+            if rep.busy:
+                return
+            decision = rep.state.decide(finding, datetime.now(UTC), engine_restarting=restarting,
+                                        intentional_stop=bool(intent and intent.on_purpose))
+            if force and decision.delay:
+                decision = dataclasses.replace(decision, delay=0.0)
             if decision.act:
-                tracked.busy = True
+                rep.busy = True
+        if rep.state.quarantined and not was_quarantined:
+            self._quarantined(finding, decision.attempt - 1)
         if not decision.act:
-            if decision.reason not in ("not actionable kind",):
-                self.actions_journal.note(
-                    decision.action, finding.container_id, finding.container,
-                    "dry-run" if decision.dry_run else
-                    ("quarantined" if decision.reason in ("quarantined", "budget exhausted")
-                     else "skipped"),
-                    actor=self.actor, service=finding.service, reason=finding.kind,
-                    finding_key=finding.key, detected_at=time.time(),
-                    details={"why": decision.reason, "attempt": decision.attempt,
-                             "max_attempts": decision.max_attempts})
+            if decision.reason != "not actionable kind":
+                why = intent.reason if intent is not None and decision.reason == \
+                    "intentional stop" else decision.reason
+                self._note(rep, finding, decision.reason, why, decision=decision)
             return
         assert self._pool is not None
         self.counters["actions"] += 1
+        with self._lock:
+            rep.noted = ("", "")
         # the run that failed, as known now: after the backoff the container may run again
-        self._pool.submit(self._act, tracked, finding, decision.delay, decision.attempt,
-                          time.time(), _run_key(tracked.info), tracked.info.image_id)
+        self._pool.submit(self._act, rep, finding, decision.delay, decision.attempt,
+                          decision.action, time.time(), _run_key(info), info.image_id)
+
+    def _note(self, rep: _Replica, finding: Finding, reason: str, why: str, *,
+              decision: Any = None, alert: str = "") -> None:
+        """Journal a decision not to act, once per run and reason."""
+        run = f"{finding.container_id}:{finding.since.isoformat()}"
+        with self._lock:
+            if rep.noted == (run, reason):
+                return
+            rep.noted = (run, reason)
+        result = "dry-run" if decision is not None and decision.dry_run else (
+            "quarantined" if reason == "quarantined" else "skipped")
+        details: dict[str, Any] = {"why": why}
+        if decision is not None:
+            details.update(attempt=decision.attempt, max_attempts=decision.max_attempts,
+                           step=decision.action)
+        self.actions_journal.note(
+            decision.action if decision is not None else "none", finding.container_id,
+            finding.container, result, actor=self.actor, service=finding.service,
+            reason=finding.kind, finding_key=finding.key, detected_at=time.time(),
+            details=details)
+        if alert:
+            self._tell(alert, finding.container, finding.service, why)
+
+    def _tell(self, kind: str, container: str, service: str, message: str) -> None:
+        alert = Alert(kind, container, service, message)
+        self.alerts.append(alert)
+        log.warning("opskit alert: %s %s: %s", kind, container, message)
+        if self.alert is not None:
+            try:
+                self.alert(alert)
+            except Exception:
+                log.exception("the alert callback failed")
+
+    def _quarantined(self, finding: Finding, attempts: int) -> None:
+        policy = self.policy_for(finding.service)
+        slow = (f"retried every {policy.quarantine_retry:g}s at most until it is healthy"
+                if policy.quarantine_retry is not None else "no action until acknowledged")
+        self.actions_journal.note("quarantine", finding.container_id, finding.container,
+                                  "quarantined", actor=self.actor, service=finding.service,
+                                  reason=finding.kind, finding_key=finding.key,
+                                  details={"attempts": attempts, "then": slow})
+        self._tell("quarantined", finding.container, finding.service,
+                   f"{attempts} attempts did not hold; {slow}")
+
+    # -- dependencies ---------------------------------------------------------------------
+
+    def _dependencies(self, info: ContainerInfo) -> tuple[Dependency, ...]:
+        spec = self.spec_for(info.service)
+        declared = spec.dependencies if spec is not None else ()
+        return declared or from_compose_label(info.labels.get(COMPOSE_DEPENDS_ON))
+
+    def _dependency_down(self, info: ContainerInfo) -> str:
+        """The first watched dependency of ``info`` that is down or unhealthy (``""``: none)."""
+        needs = {d.service for d in self._dependencies(info)}
+        if not needs:
+            return ""
+        with self._lock:
+            for tracked in self._tracked.values():
+                dep = tracked.info
+                if dep.service in needs and (dep.state != "running" or dep.health == "unhealthy"):
+                    return dep.name
+        return ""
+
+    def _restart_dependants(self, recovered: ContainerInfo, old_id: str) -> None:
+        """Restart, in dependency order, the watched replicas that need a service recovered
+        just now (``restart: true``, or sharing its network namespace): each as a journaled
+        action of its own, within its own budget."""
+        with self._lock:
+            infos = [t.info for t in self._tracked.values()]
+        graph = {i.service: {d.service for d in self._dependencies(i)} for i in infos}
+        order = dependency_order(graph, [recovered.service])
+        for service in order:
+            for info in infos:
+                if info.service != service or info.state != "running":
+                    continue
+                mode = str((info.attrs.get("HostConfig") or {}).get("NetworkMode", ""))
+                shares = mode in (f"container:{old_id}", f"container:{recovered.id}")
+                needs = any(d.restart for d in self._dependencies(info)
+                            if d.service in graph.get(service, set()))
+                if not (shares or needs) or self._stop.is_set():
+                    continue
+                finding = Finding(
+                    container_id=info.id, container=info.name, service=info.service,
+                    kind="dependency_recovered", severity="warning", since=datetime.now(UTC),
+                    evidence={"dependency": recovered.name, "shares_network": shares},
+                    hint=f"'{recovered.name}' was recovered; '{info.name}' needs it restarted.",
+                    failure_class="recovery")
+                self._act_on_dependant(info, finding)
+
+    def _act_on_dependant(self, info: ContainerInfo, finding: Finding) -> None:
+        with self._lock:
+            rep = self._replica(info)
+            if rep.busy:
+                return
+            attempt = rep.state.attempts_in_window(datetime.now(UTC)) + 1
+            rep.busy = True
+        policy = self.policy_for(info.service)
+        try:
+            ok = recover(self.engine, finding, policy=policy, journal=self.actions_journal,
+                         actor=self.actor, spec=self.spec_for(info.service), attempt=attempt,
+                         detected_at=time.time(), image=info.image_id or None,
+                         incident=f"{info.id}:dependency:{finding.since.isoformat()}",
+                         action="restart")
+            if ok is not None:
+                with self._lock:
+                    rep.state.record_attempt(datetime.now(UTC), ok)
+        finally:
+            with self._lock:
+                rep.busy = False
+
+    # -- acting ---------------------------------------------------------------------------
 
     def _record_bundle(self, finding: Finding) -> None:
         """Record an incident bundle around a finding acted on (best effort, logged)."""
-        from .bundle import record
-        from .evidence import incidents_dir
-        from .ops import Ops
+        if self.bundle_recorder is None:
+            from .bundle import watchdog_bundle  # the analysis layer, wired in lazily
 
-        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-        name = f"{finding.container}-{finding.kind}-{stamp}"
+            self.bundle_recorder = watchdog_bundle
         try:
-            bundle = record(Ops(self.engine, journal=self.actions_journal), name,
-                            [finding.service] if finding.service else None, around=finding,
-                            path=incidents_dir() / f"{name}.opsb", watchdog=self)
+            path = self.bundle_recorder(self, finding)
         except Exception as exc:
             log.warning("incident bundle for %s not recorded: %s", finding.container, exc)
             return
-        self.bundles.append(str(bundle.path))
+        if path:
+            self.bundles.append(path)
 
-    def _act(self, tracked: _Tracked, finding: Finding, delay: float, attempt: int,
+    def _act(self, rep: _Replica, finding: Finding, delay: float, attempt: int, step: str,
              detected_at: float, incident: str | None, image: str) -> None:
         ok: bool | None = None
         try:
             if delay and self._stop.wait(delay):
                 return
-            policy = self.policy_for(finding.service)
-            ok = recover(self.engine, finding, policy=policy, journal=self.actions_journal,
-                         actor=self.actor, events=list(tracked.events),
-                         spec=self.specs.get(finding.service), attempt=attempt,
-                         detected_at=detected_at, image=image or None, incident=incident)
+            with self._lock:
+                events = list(self._tracked[finding.container_id].events) \
+                    if finding.container_id in self._tracked else []
+            ok = recover(self.engine, finding, policy=self.policy_for(finding.service),
+                         journal=self.actions_journal, actor=self.actor, events=events,
+                         spec=self.spec_for(finding.service), attempt=attempt,
+                         detected_at=detected_at, image=image or None, incident=incident,
+                         action=step)
             if ok is not None and self.record_bundles and self._recorder is not None:
                 self._recorder.submit(self._record_bundle, finding)
             if ok is not None:
+                was = rep.state.quarantined
                 with self._lock:
-                    tracked.state.record_attempt(datetime.now(UTC), ok)
-                    # decide again on this key: still failing, or (after a cure) failing again
-                    # within the flap window, which keeps the first spell's key; the policy's
-                    # backoff and budget pace it
-                    tracked.decided.discard(finding.key)
-                    if tracked.state.quarantined:
-                        self.actions_journal.note(
-                            "quarantine", finding.container_id, finding.container,
-                            "quarantined", actor=self.actor, service=finding.service,
-                            reason=finding.kind, finding_key=finding.key,
-                            details={"attempts": attempt})
+                    rep.state.record_attempt(datetime.now(UTC), ok)
+                if rep.state.quarantined and not was:
+                    self._quarantined(finding, attempt)
         except Exception:
             self.counters["errors"] += 1
             log.exception("recovery of %s failed", finding.container)
         finally:
             with self._lock:
-                tracked.busy = False
+                rep.busy = False
+        if ok and not self._stop.is_set():
+            self._safe(lambda: self._after_cure(finding))
         if ok is not None and not self._stop.is_set():
             # what happened while this attempt ran (a die during the verify, say) was not acted
-            # on then: look at the container again now, so the backoff, not a re-list tick,
-            # sets the pace of the next attempt
-            self._safe(lambda: self._pass(finding.container_id, None))
+            # on then: look again now, so the backoff, not a re-list tick, sets the pace
+            self._safe(self.relist)
+
+    def _after_cure(self, finding: Finding) -> None:
+        """After a verified cure: restart the dependants that need it."""
+        found = [t.info for t in list(self._tracked.values())
+                 if (t.info.replica or t.info.name) == finding.container]
+        info: ContainerInfo | None = found[0] if found else None
+        try:
+            info = ContainerInfo.from_attrs(self.engine.api.inspect_container(finding.container))
+        except Exception as exc:
+            log.debug("inspect of %s after its cure failed: %s", finding.container, exc)
+        if info is not None:
+            self._restart_dependants(info, finding.container_id)

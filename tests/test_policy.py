@@ -91,7 +91,7 @@ def test_repeated_decisions_count_down_the_same_backoff() -> None:
 
 
 def test_quarantine_after_exactly_max_attempts_in_the_window() -> None:
-    state = RecoveryState(policy(max_attempts=5))
+    state = RecoveryState(policy(max_attempts=5, quarantine_retry=None))
     now, _ = run_failing(state, 0, 4)
     assert not state.quarantined
     decision = state.decide(finding(), at(now))
@@ -103,7 +103,7 @@ def test_quarantine_after_exactly_max_attempts_in_the_window() -> None:
 
 
 def test_budget_exhausted_when_each_attempt_helps_only_for_a_while() -> None:
-    state = RecoveryState(policy(max_attempts=3))
+    state = RecoveryState(policy(max_attempts=3, quarantine_retry=None))
     now = 0.0
     for _ in range(3):
         decision = state.decide(finding(), at(now))
@@ -112,7 +112,7 @@ def test_budget_exhausted_when_each_attempt_helps_only_for_a_while() -> None:
         state.record_attempt(at(now), ok=True)
         now += 20
     decision = state.decide(finding(), at(now))
-    assert (decision.act, decision.reason, decision.attempt) == (False, "budget exhausted", 4)
+    assert (decision.act, decision.reason, decision.attempt) == (False, "quarantined", 4)
     assert state.quarantined
 
 
@@ -126,7 +126,7 @@ def test_attempts_outside_the_window_do_not_count() -> None:
 
 
 def test_crash_loop_uses_half_the_budget() -> None:
-    state = RecoveryState(policy(max_attempts=5))
+    state = RecoveryState(policy(max_attempts=5, quarantine_retry=None))
     now, _ = run_failing(state, 0, 3, kind="crash_loop")
     assert state.quarantined
     assert state.decide(finding("crash_loop"), at(now + 1)).reason == "quarantined"
@@ -156,6 +156,67 @@ def test_reset_after_a_healthy_period() -> None:
     assert state.attempts_in_window(at(now + 1160)) == 0
     decision = state.decide(finding(), at(now + 1200))
     assert (decision.attempt, decision.delay) == (1, 0)  # the backoff starts over too
+
+
+def test_quarantine_retries_slowly_with_a_capped_backoff() -> None:
+    """After the fast budget, attempts go on at a backoff capped by quarantine_retry; the
+    flag stays up (alerted) while they do."""
+    state = RecoveryState(policy(max_attempts=3, backoff_initial=1, backoff_cap=60,
+                                 quarantine_retry=5))
+    now, delays = run_failing(state, 0, 3)
+    assert delays == [0, 1, 2] and state.quarantined
+    slow = []
+    for _ in range(4):
+        decision = state.decide(finding(), at(now))
+        assert decision.act and decision.reason in ("slow retry", "backoff") and \
+            decision.quarantined, decision
+        slow.append(decision.delay)
+        now += decision.delay
+        state.record_attempt(at(now), ok=False)
+    assert slow == [4, 5, 5, 5], "doubling, capped at quarantine_retry"
+    assert state.quarantined
+
+
+def test_a_slow_retry_that_cures_keeps_the_flag_until_a_healthy_period() -> None:
+    state = RecoveryState(policy(max_attempts=2, quarantine_retry=10, reset_after=60))
+    now, _ = run_failing(state, 0, 2)
+    decision = state.decide(finding(), at(now))
+    now += decision.delay
+    state.record_attempt(at(now), ok=True)  # the cause went away: healed by itself
+    assert state.quarantined, "still flagged: fast retries wait for a healthy period"
+    assert not state.record_healthy(at(now + 1))
+    assert not state.record_healthy(at(now + 30))
+    assert state.record_healthy(at(now + 61)), "a healthy period lifts the quarantine"
+    assert not state.quarantined and state.lifted_at == at(now + 61)
+    decision = state.decide(finding(), at(now + 100))
+    assert (decision.act, decision.reason, decision.attempt) == (True, "ready", 1)
+
+
+def test_the_ladder_climbs_after_an_attempt_that_did_not_cure() -> None:
+    state = RecoveryState(policy(max_attempts=9))
+    assert RecoveryPolicy().ladder == ("restart", "recreate")
+    steps = []
+    for ok in (False, True, False, False, False):
+        decision = state.decide(finding(), at(len(steps) * 100))
+        steps.append(decision.action)
+        state.record_attempt(at(len(steps) * 100), ok=ok)
+    # restart did not cure: recreate (cured); then restart again, recreate, and stay on top
+    assert steps == ["restart", "recreate", "restart", "recreate", "recreate"]
+
+
+def test_ladder_field() -> None:
+    assert RecoveryPolicy(action="recreate").ladder == ("recreate",)
+    assert RecoveryPolicy(action="none").ladder == ()
+    pol = RecoveryPolicy(ladder=["recreate", "restart"])
+    assert pol.ladder == ("recreate", "restart") and pol.action == "recreate"
+    assert RecoveryPolicy.from_dict(pol.to_dict()) == pol
+    for bad in ([], ["reboot"], "restart"):
+        with pytest.raises(InvalidSpec) as info:
+            RecoveryPolicy(ladder=bad)
+        assert info.value.field == "ladder"
+    with pytest.raises(InvalidSpec) as info:
+        RecoveryPolicy(quarantine_retry=0)
+    assert info.value.field == "quarantine_retry"
 
 
 # -- what is never acted on ------------------------------------------------------------------

@@ -121,14 +121,16 @@ def test_engine_restart_policy_is_not_fought(clean, demo, observer, watchdog) ->
 
 
 def test_crash_loop_ends_in_quarantine_after_the_budget(clean, demo, observer, watchdog) -> None:
-    """RELIABILITY row 3."""
+    """A crash loop: backoff growing, a budget of attempts, then quarantine; with
+    ``quarantine_retry=None`` no action at all until acknowledged."""
     ops, name = clean, unique("loop")
     dep = ops.deploy(opskit.ServiceSpec(name=name, image="opskit/demo-crash:latest",
                                         env={"CRASH_AFTER": "0.3", "CRASH_CODE": "2"},
                                         labels={TEST_LABEL: SESSION}), wait=None)
     wd = watchdog([name], policy=RecoveryPolicy(max_attempts=4, window="5m",
                                                  backoff_initial=0.5, backoff_factor=2,
-                                                 jitter=0, verify_timeout=3))
+                                                 jitter=0, verify_timeout=3, ladder=["restart"],
+                                                 quarantine_retry=None))
     until(lambda: name in wd.status()["quarantined"], timeout=60, what="quarantine")
     acted = wd.actions()
     restarts = acted[(acted["action"].astype(str) == "restart")
@@ -150,7 +152,8 @@ def test_oom_kill_is_classified_with_its_limit(clean, demo, watchdog) -> None:
     ops.deploy(opskit.ServiceSpec(name=name, image="opskit/demo-hog:latest", memory="16m",
                                   labels={TEST_LABEL: SESSION}), wait=None)
     wd = watchdog([name], policy=RecoveryPolicy(max_attempts=2, window="5m", verify_timeout=3,
-                                                 jitter=0, backoff_initial=0.5))
+                                                 jitter=0, backoff_initial=0.5,
+                                                 ladder=["restart"]))
     found = until(lambda: [f for f in wd.findings() if f.kind == "oom_killed"]
                   or [f for f in ops.diagnose(name) if f.kind == "oom_killed"], timeout=30,
                   what="an OOM finding")
@@ -218,7 +221,7 @@ def test_watchdog_killed_mid_recovery_leaves_one_record_per_action(clean, demo,
     proc = subprocess.Popen([sys.executable, "-c", script], env=os.environ.copy())
     try:
         time.sleep(3)
-        ops.exec(name, ["make-unhealthy"])  # survives a restart: verification will wait
+        ops.exec(name, ["make-corrupt"])  # survives a restart: verification will wait
         until(lambda: actions_path.exists() and '"phase":"started"' in actions_path.read_text(),
               timeout=30, what="a started recovery")
         proc.send_signal(signal.SIGKILL)
@@ -289,7 +292,8 @@ def test_crash_loop_attempts_follow_the_backoff_not_the_relist(clean, demo, watc
                                   labels={TEST_LABEL: SESSION}), wait=None)
     wd = watchdog([name], relist_every=60,
                   policy=RecoveryPolicy(max_attempts=6, window="5m", backoff_initial=0.5,
-                                        backoff_factor=2, jitter=0, verify_timeout=2))
+                                        backoff_factor=2, jitter=0, verify_timeout=2,
+                                        ladder=["restart"]))
     until(lambda: name in wd.status()["quarantined"], timeout=40, what="quarantine")
     acted = wd.actions()
     acted = acted[(acted["action"].astype(str) == "restart")
