@@ -117,7 +117,8 @@ class Watchdog:
         engine: the engine.
         services: service names to watch (None: every opskit service of the scope).
         policy: a :class:`RecoveryPolicy`, or one per service name.
-        rules: thresholds of the detection rules.
+        rules: thresholds of the detection rules; by default with ``expect_running``: a
+            watched service should run, so an exit with code 0 is down too (unless on purpose).
         specs: service specs (their ``recovery``, ``depends_on`` and what ``recreate`` makes);
             the others are read back from the containers.
         journal: a running event journal to read (one is started and owned otherwise).
@@ -139,7 +140,7 @@ class Watchdog:
         self.services = set(services or [])
         self._policies = policy if isinstance(policy, Mapping) else {}
         self._default_policy = policy if isinstance(policy, RecoveryPolicy) else RecoveryPolicy()
-        self.rules = rules or RuleConfig()
+        self.rules = rules or RuleConfig(expect_running=True)
         self.specs = dict(specs or {})
         self._read_specs: dict[str, ServiceSpec] = {}
         self._journal = journal

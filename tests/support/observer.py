@@ -318,6 +318,13 @@ class EventObserver:
             self._last_ns = max(self._last_ns, event["timeNano"])
             self._cond.notify_all()
 
+    def barrier(self) -> None:
+        """Catch up to the engine's clock now: after this, every event the engine recorded
+        before the call is in this observer (read with a bounded ``since``/``until`` request,
+        duplicates dropped), whatever the live stream's lag. Read counts after it."""
+        assert self._client is not None, "barrier() needs a started observer"
+        self._catch_up(engine_time_ns(self._client))
+
     # -- queries ------------------------------------------------------------------------------
 
     @staticmethod
