@@ -299,12 +299,14 @@ class Watchdog:
     def wait_for_action(self, *, timeout: float = 30.0, result: str | None = None) -> Any:
         """Block until this watchdog journals a finished action (optionally with ``result``);
         return its row, or None after ``timeout`` seconds. For runbooks: inject, then wait."""
-        seen = len(self.actions())
+        def finished(frame: pd.DataFrame) -> pd.DataFrame:
+            return frame[frame["result"].astype(str) != "interrupted"]  # still under way
+
+        seen = set(finished(self.actions())["id"])
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            frame = self.actions()
-            fresh = frame.iloc[seen:]
-            fresh = fresh[fresh["result"].astype(str) != "interrupted"]  # still under way
+            fresh = finished(self.actions())
+            fresh = fresh[~fresh["id"].isin(seen)]
             if result is not None:
                 fresh = fresh[fresh["result"].astype(str) == result]
             if len(fresh):
