@@ -66,7 +66,8 @@ def availability(events: pd.DataFrame, *, since: Any = None, until: Any = None,
 
     A replica is up from ``start`` (or ``unpause``, or ``health_status: healthy``) until it
     dies, is stopped, paused, destroyed or reported unhealthy; a service is up while at least
-    one replica is. The window is ``since``..``until`` (the events' own span when omitted).
+    one replica is. The window is ``since``..``until`` (when omitted, from each service's first
+    event to the events' end).
 
     Returns:
         One row per service: window_s, up_s, down_s, availability (0..1), outages.
@@ -97,6 +98,8 @@ def availability(events: pd.DataFrame, *, since: Any = None, until: Any = None,
             by_service.setdefault(svc, []).append((int(row["time_nano"]), str(row["actor_id"]),
                                                    up))
     for svc, changes in sorted(by_service.items()):
+        if since is None:  # the service's own span, not the other services' before it
+            t0 = max(pd.Timestamp(start).value, changes[0][0])
         replicas: dict[str, bool] = {}
         for when, cid, up in changes:  # state at the window's start
             if when <= t0:
