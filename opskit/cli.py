@@ -209,6 +209,8 @@ def cmd_watch(args: argparse.Namespace) -> int:
             st = watchdog.status()
             print(f"opskit watch: {len(st['watched'])} watched, {st['actions']} actions, "
                   f"quarantined: {', '.join(st['quarantined']) or 'none'}, "
+                  f"left down: {', '.join(st['left_down']) or 'none'}, "
+                  f"missing: {', '.join(st['missing']) or 'none'}, "
                   f"journal {'connected' if st['journal'].get('connected') else 'DISCONNECTED'}",
                   file=sys.stderr, flush=True)
     finally:
@@ -271,8 +273,10 @@ def cmd_run_runbook(args: argparse.Namespace) -> int:
     output.parent.mkdir(parents=True, exist_ok=True)
     params = {name: _literal(value) for name, value in args.parameter}
     try:
+        # without the widgets' state: it is plotly.js again for every figure (5 MB each)
         papermill.execute_notebook(str(source), str(output), parameters=params,
-                                   cwd=str(source.parent), progress_bar=False)
+                                   cwd=str(source.parent), progress_bar=False,
+                                   store_widget_state=False)
     except papermill.PapermillExecutionError as exc:
         print(f"opskit: runbook failed in cell {exc.exec_count}: {exc.ename}: {exc.evalue}; "
               f"the executed copy is {output}", file=sys.stderr)
