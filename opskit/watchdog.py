@@ -156,6 +156,7 @@ class Watchdog:
         self.actor = f"watchdog:{uuid.uuid4().hex[:6]}@{default_actor()}"
         self._tracked: dict[str, _Tracked] = {}
         self._replicas: dict[str, _Replica] = {}
+        self._missing: dict[str, str] = {}
         self._health = HealthHistory()
         self._lock = threading.RLock()
         self._stop = threading.Event()
@@ -274,7 +275,8 @@ class Watchdog:
         ``quarantined``: the fast budget is spent (slow retries go on unless the policy says
         ``quarantine_retry=None``); ``left_down``: replica -> why it is not started (the
         records cannot tell whether it was stopped on purpose); ``stopped_on_purpose``:
-        replica -> the record that says so; ``waiting``: replica -> the dependency it waits for.
+        replica -> the record that says so; ``waiting``: replica -> the dependency it waits for;
+        ``missing``: replica -> why a replica its spec wants has no container.
         """
         with self._lock:
             names = {t.info.replica or t.info.name: t.info.name for t in self._tracked.values()}
@@ -293,7 +295,7 @@ class Watchdog:
             watched = sorted(t.info.name for t in self._tracked.values())
         return {"actor": self.actor, "running": self.running, "watched": watched,
                 "quarantined": quarantined, "left_down": left, "stopped_on_purpose": purposed,
-                "waiting": waiting, **self.counters,
+                "waiting": waiting, "missing": dict(self._missing), **self.counters,
                 "journal": self._journal.status() if self._journal else {}}
 
     def wait_for_action(self, *, timeout: float = 30.0, result: str | None = None) -> Any:
@@ -422,8 +424,22 @@ class Watchdog:
         with self._lock:
             for cid in set(self._tracked) - seen:
                 self._tracked.pop(cid, None)
+        self._missing = self._missing_replicas(names)
         self.counters["passes"] += 1
         sweep_leases(self.engine)  # expired incident leases of this scope
+
+    def _missing_replicas(self, names: set[str]) -> dict[str, str]:
+        """Replicas a known spec wants that no container holds: removed by a person (a
+        recovery of opskit's never leaves one missing: it sets the old container aside until
+        the new one runs). Reported, not recreated: ``docker rm`` is on purpose."""
+        out = {}
+        for service in sorted(self.services or {*self.specs, *self._read_specs}):
+            spec = self.spec_for(service)
+            for replica in spec.replica_names() if spec is not None else ():
+                if replica not in names:
+                    out[replica] = (f"no container of service '{service}' holds the name "
+                                    f"(removed): ops.deploy(spec) brings it back")
+        return out
 
     def _restore_aside(self, cid: str, name: str, replica: str) -> None:
         """A replica's container left aside by an interrupted recreate or deploy, with nothing
