@@ -216,4 +216,5 @@ def test_a_hang_is_cured_by_a_restart_and_a_corruption_by_a_recreate(
     assert ops.inspect(name).labels[L.SPEC_HASH], "the new container carries its spec"
     wd.stop()
     assert leases(ops) == []
-    assert [c for c in ops.containers()["name"].astype(str) if ".old-" in c] == []
+    assert [c for c in ops.containers()["name"].astype(str) if c.startswith(f"{name}.old-")] \
+        == [], "the old container set aside by the recreate is removed"
