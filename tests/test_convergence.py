@@ -77,7 +77,8 @@ def test_a_failure_before_the_watchdog_started_is_recovered(clean, demo, observe
     observer.wait_for("die", cid)
     until(lambda: not healthy(ops, name), what="the container down")
     wd = watchdog([name])
-    until(lambda: healthy(ops, name), timeout=30, what="recovered by the new watchdog")
+    until(lambda: done(wd) == ["restart"], timeout=30, what="recovered by the new watchdog")
+    assert healthy(ops, name)
     observer.barrier()
     assert observer.error is None
     assert observer.count("restart", cid) == 1, observer.actions(cid)
@@ -170,7 +171,8 @@ def test_a_dependency_outage_heals_without_a_person(clean, demo, observer, watch
     until(lambda: healthy(ops, app), timeout=40, what="the app healthy again by itself")
     assert time.monotonic() - back < 40
     assert observer.error is None
-    assert "quarantined" in [a.kind for a in wd.alerts]
+    kinds = [a.kind for a in wd.alerts]
+    assert "quarantined" in kinds and kinds[-1] == "recovered", kinds
     assert app in wd.status()["quarantined"], "flagged until a healthy period or a person"
     assert wd.actions()["result"].astype(str).isin(["ok"]).any()
 
