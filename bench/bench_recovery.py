@@ -1,7 +1,8 @@
 """Recovery: opskit's watchdog against Docker's restart policy and an autoheal-style poller.
 
-    python bench/bench_recovery.py                      # the whole run (~12 min)
+    python bench/bench_recovery.py                      # the whole run (~20 min)
     python bench/bench_recovery.py --trials 5 --poll-trials 2 --seconds 15   # a quick look
+    python bench/bench_recovery.py --cases pre,outage   # phases 5 and 6 only (~7 min)
 
 Everything runs side by side in one run, on the demo web service (busybox httpd, healthcheck
 every 1 s, 3 retries), with trials interleaved so every watcher sees the same engine:
@@ -32,11 +33,28 @@ every 1 s, 3 retries), with trials interleaved so every watcher sees the same en
    running demo containers (healthchecks every 1 s: many exec events), process CPU time over
    ``--seconds`` (60) of wall, as % of one core; target <= 2 %. The poller runs meanwhile in a
    process of its own over the same containers and is measured the same way.
+5. a failure before the watchdog: a ``restart="no"`` demo web container is crashed from the
+   host and exited while nothing watches; then a new watchdog starts (at once, and ``3 s``
+   later), or a new poller thread; the time from its start to the engine's ``healthy`` event
+   (``--pre-trials``, 6). Docker's policy cannot act on it: a reference container crashed the
+   same way and then given ``restart=always`` by ``docker update`` stays exited.
+6. a dependency outage: on a user network of the run, ``db`` (demo web) and, per watcher, an
+   app (demo web running a shell that refuses to start without ``db``, serves while it answers
+   and exits 1 once it does not). ``db`` is stopped for ``--outage`` (40) seconds and started
+   again; measured: db's ``start`` to the app healthy again, and the app's ``start`` events
+   during the outage (every container of its name: a recreate makes a new one). The watchers
+   share each outage: one watchdog with ``RecoveryPolicy(max_attempts=3, backoff_initial=0.5,
+   quarantine_retry=10)``, the same with the default ``quarantine_retry`` (30), the first with
+   the app's spec declaring ``depends_on=[db]`` (db watched with ``action="none"``), and
+   Docker's ``restart="always"`` with no watchdog (``--outage-trials``, 3).
+
+``--cases`` picks phases (``detect`` for 1 and 2, ``loop``, ``idle``, ``pre``, ``outage``).
 
 Every container carries ``opskit-bench.run=<token>`` and is removed at the end, also on failure,
-Ctrl-C or SIGTERM, with the lease containers opskit's recoveries made for them. opskit's own
-files (keys, journals, evidence) go to a temporary ``OPSKIT_HOME`` (kept with
-``--keep-state``). The markdown table is printed and written to ``bench/results/recovery.md``.
+Ctrl-C or SIGTERM, with the lease containers opskit's recoveries made for them and the network
+of phase 6. opskit's own files (keys, journals, evidence) go to a temporary ``OPSKIT_HOME``
+(kept with ``--keep-state``). The markdown table is printed and written to
+``bench/results/recovery.md``.
 """
 
 from __future__ import annotations
@@ -79,6 +97,7 @@ from common import (
 
 import opskit
 from opskit import labels as L
+from opskit.events import fetch_events
 from opskit.metrics import recovery_times
 from opskit.policy import RecoveryPolicy
 
@@ -98,6 +117,19 @@ TARGETS = {"crash": 0.050, "unhealthy": 0.100, "recover": 2.0, "cpu": 2.0}
 IDLE_PROBE = opskit.Healthcheck(
     test=["CMD-SHELL", 'wget -q -O- "http://127.0.0.1:${WEB_PORT:-8080}/health" || exit 1'],
     interval=1.0, timeout=5.0, retries=3)
+PRE_LABEL = "opskit-bench.pre"  # phase 5: the one container a fresh poller may touch
+PRE_LATE = 3.0  # phase 5: seconds between the exit and a late watchdog's start
+# phase 6: the dependant app's probe (the demo's, 1 s interval and timeout, 2 retries)
+APP_PROBE = opskit.Healthcheck(
+    test=["CMD-SHELL", 'wget -q -O- "http://127.0.0.1:${WEB_PORT:-8080}/health" || exit 1'],
+    interval=1.0, timeout=1.0, retries=2)
+OUTAGE_POLICIES = {  # phase 6: one app per opskit watcher, all under one watchdog
+    "qr10": RecoveryPolicy(max_attempts=3, backoff_initial=0.5, quarantine_retry=10),
+    "default": RecoveryPolicy(max_attempts=3, backoff_initial=0.5),  # quarantine_retry: 30
+    "dep": RecoveryPolicy(max_attempts=3, backoff_initial=0.5, quarantine_retry=10),
+}
+OUTAGE_WATCHERS = (*OUTAGE_POLICIES, "docker")
+CASES = ("detect", "loop", "pre", "outage", "idle")
 
 
 class BenchError(RuntimeError):
@@ -114,6 +146,7 @@ class Seen:
     action: str  # "die", "health_status: healthy", ...
     cid: str
     code: str = ""  # a die's exitCode
+    name: str = ""  # the container's name (a recreate keeps it, with a new ID)
 
     @property
     def t(self) -> float:
@@ -139,9 +172,10 @@ class Observer(threading.Thread):
         with contextlib.suppress(Exception):  # close() cuts the socket under the reader
             for ev in self.stream:
                 actor = ev.get("Actor") or {}
+                attributes = actor.get("Attributes") or {}
                 item = Seen(int(ev.get("timeNano") or 0), str(ev.get("Action", "")),
-                            str(actor.get("ID", "")),
-                            str((actor.get("Attributes") or {}).get("exitCode", "")))
+                            str(actor.get("ID", "")), str(attributes.get("exitCode", "")),
+                            str(attributes.get("name", "")))
                 with self.cond:
                     self.seen.append(item)
                     self.cond.notify_all()
@@ -162,15 +196,33 @@ class Observer(threading.Thread):
 
     def wait(self, cid: str, action: str, since_ns: int = 0, timeout: float = 20.0) -> Seen:
         """The first such event after ``since_ns``, waiting for it up to ``timeout`` seconds."""
+        return self._wait(lambda s: s.cid == cid and s.action == action and s.ns > since_ns,
+                          f"no '{action}' event of {cid[:12]} within {timeout:g} s", timeout)
+
+    def find_name(self, name: str, action: str, since_ns: int = 0,
+                  until_ns: int | None = None) -> list[Seen]:
+        """Events with that action of every container named ``name`` (a recreate's new
+        container too), strictly after ``since_ns``."""
+        with self.cond:
+            return [s for s in self.seen if s.name == name and s.action == action
+                    and s.ns > since_ns and (until_ns is None or s.ns <= until_ns)]
+
+    def wait_name(self, name: str, action: str, since_ns: int = 0,
+                  timeout: float = 20.0) -> Seen:
+        """The first such event of a container named ``name`` after ``since_ns``."""
+        return self._wait(lambda s: s.name == name and s.action == action and s.ns > since_ns,
+                          f"no '{action}' event of {name} within {timeout:g} s", timeout)
+
+    def _wait(self, match: Callable[[Seen], bool], what: str, timeout: float) -> Seen:
         deadline = time.monotonic() + timeout
         with self.cond:
             while True:
                 for s in self.seen:
-                    if s.cid == cid and s.action == action and s.ns > since_ns:
+                    if match(s):
                         return s
                 left = deadline - time.monotonic()
                 if left <= 0:
-                    raise BenchError(f"no '{action}' event of {cid[:12]} within {timeout:g} s")
+                    raise BenchError(what)
                 self.cond.wait(min(left, 0.5))
 
 
@@ -373,6 +425,7 @@ class Bench:
     series: dict[str, list[float]] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
     loads: list[str] = field(default_factory=list)
+    networks: list[str] = field(default_factory=list)  # made by this run, removed at the end
 
     def add(self, key: str, value: float) -> None:
         self.series.setdefault(key, []).append(value)
@@ -389,10 +442,15 @@ class Bench:
     def deploy(self, name: str, *, restart: str = "no", peer: bool = False,
                image: str = DEMO_IMAGE, env: dict[str, str] | None = None,
                wait: str | None = "healthy", replicas: int = 1,
-               healthcheck: opskit.Healthcheck | None = None) -> list[str]:
-        spec = opskit.ServiceSpec(name=name, image=image, labels=self.labels(peer),
+               healthcheck: opskit.Healthcheck | None = None,
+               labels: dict[str, str] | None = None, command: list[str] | None = None,
+               networks: list[str] | None = None, depends_on: list[str] | None = None
+               ) -> list[str]:
+        spec = opskit.ServiceSpec(name=name, image=image,
+                                  labels={**self.labels(peer), **(labels or {})},
                                   restart=restart, env=env or {}, replicas=replicas,
-                                  healthcheck=healthcheck)
+                                  healthcheck=healthcheck, command=command,
+                                  networks=networks or (), depends_on=depends_on or ())
         ids = list(self.ops.deploy(spec, wait=wait, timeout=60).ids)
         self.known.update(ids)
         return ids
@@ -401,9 +459,10 @@ class Bench:
         with contextlib.suppress(Exception):
             self.api.remove_container(cid, force=True, v=True)
 
-    def healthy_web(self, name: str, *, restart: str = "no", peer: bool = False) -> str:
+    def healthy_web(self, name: str, *, restart: str = "no", peer: bool = False,
+                    labels: dict[str, str] | None = None) -> str:
         """Deploy one demo web container, healthy and seen healthy by every watcher."""
-        cid = self.deploy(name, restart=restart, peer=peer)[0]
+        cid = self.deploy(name, restart=restart, peer=peer, labels=labels)[0]
         self.obs.wait(cid, "health_status: healthy")
         time.sleep(0.2)  # the watchdog handles the same event on its own thread
         return cid
@@ -627,17 +686,19 @@ def crash_loop(b: Bench) -> LoopResult:
         ids.append(theirs)
         polled = b.deploy(names["poller"], image=CRASH_IMAGE, env=env, peer=True, wait=None)[0]
         ids.append(polled)
+        # by name: the ladder's recreate replaces the container (a new ID, the same name)
         note = wait_line(b.actions_path, lambda d: d.get("actor") == wd.actor and d.get(
-            "container_id") == ours and d.get("action") == "quarantine", 90,
+            "container") == names["opskit"] and d.get("action") == "quarantine", 90,
                          "crash loop: quarantine")
         t_q = float(note["ts"])
         time.sleep(QUIET_AFTER)
         t_end = time.time()
         lines = [d for d in action_lines(b.actions_path) if d.get("actor") == wd.actor
-                 and d.get("container_id") == ours]
+                 and d.get("container") == names["opskit"]]
         starts = {d["id"]: d for d in lines if d.get("phase") == "started"}
         dones = [d for d in lines if d.get("phase") == "done" and d["id"] in starts]
         attempts = [{"attempt": (d.get("details") or {}).get("attempt"), "reason": d["reason"],
+                     "step": d.get("action"),
                      "result": d["result"], "started": starts[d["id"]]["ts"] - t0,
                      "done": d["ts"] - t0, "error": d.get("error", "")} for d in dones]
         attempts.sort(key=lambda a: a["started"])
@@ -647,8 +708,9 @@ def crash_loop(b: Bench) -> LoopResult:
                    "why": (d.get("details") or {}).get("why", "")}
                   for d in lines if d["id"] not in starts]
         t0_ns, t_end_ns, t_q_ns = int(t0 * 1e9), int(t_end * 1e9), int(t_q * 1e9)
-        quiet = len(b.obs.find(ours, "start", t_q_ns, t_end_ns)) + len(
-            b.obs.find(ours, "restart", t_q_ns, t_end_ns))
+        # one `start` event per restart or recreate (a restart also emits `restart`)
+        quiet = len(b.obs.find_name(names["opskit"], "start", t_q_ns, t_end_ns))
+        b.known.update(s.cid for s in b.obs.find_name(names["opskit"], "create"))
         docker_starts = [s.t for s in b.obs.find(theirs, "start", t0_ns, t_end_ns)]
         return LoopResult(
             period=t_end - t0, attempts=attempts, started_gaps=gaps, backoffs=backoffs,
@@ -662,6 +724,9 @@ def crash_loop(b: Bench) -> LoopResult:
         wd.stop()
         for cid in ids:
             b.remove(cid)
+        for item in b.api.containers(all=True, filters={"name": [f"^/{names['opskit']}"],
+                                                        "label": [f"{BENCH_LABEL}={b.token}"]}):
+            b.remove(item["Id"])  # the ladder's recreations
 
 
 # -- 4: idle cost -------------------------------------------------------------------------------
@@ -758,6 +823,236 @@ def idle_cost(b: Bench, count: int, seconds: float) -> list[IdleResult]:
             b.remove(cid)
 
 
+# -- 5: a failure before the watchdog ---------------------------------------------------------
+
+def wait_exited(b: Bench, cid: str, timeout: float = 20.0) -> None:
+    """Until the engine says the container is exited (its exit handling is done)."""
+    deadline = time.monotonic() + timeout
+    while b.api.inspect_container(cid)["State"]["Status"] != "exited":
+        if time.monotonic() > deadline:
+            raise BenchError(f"{cid[:12]} not exited within {timeout:g} s")
+        time.sleep(0.05)
+
+
+def crashed_before(b: Bench, name: str, labels: dict[str, str] | None = None
+                   ) -> tuple[str, Seen]:
+    """A healthy demo web container (``restart=no``), crashed from the host and exited, with
+    no watcher looking: its ID and its ``die`` event."""
+    cid = b.healthy_web(name, labels=labels)
+    b.ops.chaos("crash", name)
+    die = b.obs.wait(cid, "die")
+    wait_exited(b, cid)
+    return cid, die
+
+
+def recovery_line(wd: Any, cid: str, phase: str) -> Callable[[dict[str, Any]], bool]:
+    def match(d: dict[str, Any]) -> bool:
+        return (d.get("actor") == wd.actor and d.get("container_id") == cid
+                and d.get("action") in ("restart", "recreate") and d.get("phase") == phase)
+    return match
+
+
+def pre_opskit(b: Bench, i: int, late: float = 0.0) -> None:
+    """The watchdog starts after the crash (``late`` seconds after the engine said exited):
+    its first pass (inside ``start()``) finds the container exited, asks whether it was
+    stopped on purpose, and restarts it."""
+    who = "opskit_late" if late else "opskit"
+    name = f"{b.prefix}-pre-{'l' if late else 'o'}{i:02d}"
+    cid, die = crashed_before(b, name)
+    time.sleep(late)
+    wd = b.ops.watch([name], policy=RecoveryPolicy(verify_timeout=10))
+    try:
+        t0 = time.time()
+        wd.start()
+        b.add(f"pre.first_pass.{who}", time.time() - t0)
+        healthy = b.obs.wait(cid, "health_status: healthy", since_ns=die.ns, timeout=30)
+        started = wait_line(b.actions_path, recovery_line(wd, cid, "started"), 5,
+                            f"{name}: recovery started")
+        done = wait_line(b.actions_path, recovery_line(wd, cid, "done"), 15,
+                         f"{name}: recovery done")
+        start = b.obs.wait(cid, "start", since_ns=die.ns)
+        b.add(f"pre.down.{who}", t0 - die.t)
+        b.add(f"pre.recover.{who}", healthy.t - t0)
+        b.add(f"pre.request.{who}", float(started["ts"]) - t0)
+        b.add(f"pre.start.{who}", start.t - float(started["ts"]))
+        b.add(f"pre.healthy.{who}", healthy.t - start.t)
+        if done.get("result") != "ok" or done.get("action") != "restart":
+            b.problems.append(f"{name}: opskit's {done.get('action')} ended "
+                              f"'{done.get('result')}': {done.get('error')}")
+    finally:
+        wd.stop()
+        b.remove(cid)
+
+
+def pre_poller(b: Bench, i: int) -> None:
+    """A poller of its own, started after the crash, that sees only this container."""
+    name = f"{b.prefix}-pre-p{i:02d}"
+    mark = f"{b.token}-{i}"
+    cid, die = crashed_before(b, name, labels={PRE_LABEL: mark})
+    poller = Poller(b.ops.host, [f"{BENCH_LABEL}={b.token}", f"{PRE_LABEL}={mark}"])
+    try:
+        t0 = time.time()
+        poller.start()
+        call = poller.first_call(cid, 3 * POLL_EVERY)
+        healthy = b.obs.wait(cid, "health_status: healthy", since_ns=die.ns, timeout=30)
+        b.add("pre.recover.poller", healthy.t - t0)
+        b.add("pre.request.poller", call - t0)
+    finally:
+        poller.stopping.set()
+        poller.join(POLL_EVERY + 15)
+        b.remove(cid)
+
+
+@dataclass
+class PreResult:
+    trials: int
+    docker_seconds: float  # how long the Docker-policy reference was watched
+    docker_starts: int  # its start events meanwhile
+    docker_state: str  # its state at the end
+    until_ahead: float  # seconds an engine events replay with --until 2 s ahead took
+    until_past: float  # the same with --until just past
+
+
+def before_watchdog(b: Bench, trials: int) -> PreResult:
+    """Phase 5: opskit and a fresh poller, interleaved; Docker's policy as a reference (the
+    same crash, then ``docker update --restart=always``: the engine starts nothing)."""
+    ref, die = crashed_before(b, f"{b.prefix}-pre-docker")
+    b.api.update_container(ref, restart_policy={"Name": "always", "MaximumRetryCount": 0})
+    try:
+        for i in range(trials):
+            began = time.monotonic()
+            pre_opskit(b, i)
+            pre_opskit(b, i, late=PRE_LATE)
+            pre_poller(b, i)
+            print(f"before the watchdog {i + 1}/{trials} in {time.monotonic() - began:.1f}s; "
+                  f"opskit {b.get('pre.recover.opskit')[-1]:.2f} s, {PRE_LATE:g} s later "
+                  f"{b.get('pre.recover.opskit_late')[-1]:.2f} s, poller "
+                  f"{b.get('pre.recover.poller')[-1]:.2f} s", flush=True)
+        state = str(b.api.inspect_container(ref)["State"]["Status"])
+        starts = len(b.obs.find(ref, "start", die.ns))
+        watched = time.time() - die.t
+        # what the stop-intent check's replay costs when its --until is still ahead
+        took = []
+        for ahead in (2.0, -0.1):
+            now = time.time_ns()
+            asked = time.monotonic()
+            fetch_events(b.api, now - 5_000_000_000, now + int(ahead * 1e9),
+                         filters={"container": [ref], "type": ["container"]})
+            took.append(time.monotonic() - asked)
+        return PreResult(trials, watched, starts, state, took[0], took[1])
+    finally:
+        b.remove(ref)
+
+
+# -- 6: a dependency outage -------------------------------------------------------------------
+
+def app_command(db: str) -> list[str]:
+    """The dependant app: refuses to start without ``db``, serves while it answers, exits 1
+    once it does not. (``timeout 1 wget``, not ``wget -T 1``: the demo image's static busybox
+    1.35 wget crashes with SIGSEGV when given ``-T``.)"""
+    probe = f"timeout 1 wget -q -O /dev/null http://{db}:8080/health"
+    return ["sh", "-c", f"until {probe}; do exit 1; done; httpd -p 8080 -h /www; "
+            f"while {probe}; do sleep 0.5; done; echo lost db; exit 1"]
+
+
+@dataclass
+class OutageTrial:
+    outage: float  # db's die to its start again (engine events)
+    recovered: dict[str, float]  # watcher -> db's start to the app's healthy (inf: not seen)
+    starts: dict[str, int]  # watcher -> the app's start events during the outage
+    after: dict[str, int]  # watcher -> its start events from db's return to healthy
+    attempts: dict[str, list[str]]  # opskit watcher -> its actions, from db's die
+    quarantined: dict[str, float | None]  # opskit watcher -> when, from db's die
+    waited: dict[str, int]  # opskit watcher -> "waiting for dependency" notes
+    gaps: dict[str, list[float]]  # watcher -> seconds between the app's starts in the outage
+    load: str
+    wait: float  # how long after db's return an app may take (inf beyond)
+
+
+def outage_trial(b: Bench, i: int, net: str, outage: float, wait: float) -> OutageTrial:
+    """One outage of one ``db``, every watcher's app depending on it at the same time."""
+    db = f"{b.prefix}-o{i}-db"
+    names = {who: f"{b.prefix}-o{i}-{who}" for who in OUTAGE_WATCHERS}
+    cmd = app_command(db)
+    wd = None
+    try:
+        db_id = b.deploy(db, networks=[net])[0]
+        for who, name in names.items():
+            b.deploy(name, command=cmd, networks=[net], healthcheck=APP_PROBE,
+                     restart="always" if who == "docker" else "no",
+                     depends_on=[db] if who == "dep" else None)
+        policies = {names[who]: policy for who, policy in OUTAGE_POLICIES.items()}
+        wd = b.ops.watch([*policies, db], policy={
+            **policies, db: RecoveryPolicy(action="none")}).start()  # db: watched, not acted on
+        time.sleep(1.5)  # every app seen healthy by every watcher
+        load = loadavg()
+        b.ops.stop(db, timeout=1)
+        down = b.obs.wait(db_id, "die", timeout=20)
+        time.sleep(max(0.0, down.t + outage - time.time()))
+        b.ops.start(db)
+        back = b.obs.wait(db_id, "start", since_ns=down.ns, timeout=20)
+        recovered, after = {}, {}
+        deadline = time.monotonic() + wait
+        for who, name in names.items():
+            try:
+                healthy = b.obs.wait_name(name, "health_status: healthy", since_ns=back.ns,
+                                          timeout=max(0.0, deadline - time.monotonic()))
+                recovered[who] = healthy.t - back.t
+                after[who] = len(b.obs.find_name(name, "start", back.ns, healthy.ns))
+            except BenchError:
+                recovered[who] = math.inf
+                after[who] = len(b.obs.find_name(name, "start", back.ns))
+                b.problems.append(f"outage {i + 1}: {who}'s app not healthy within {wait:g} s "
+                                  "of db's return")
+        starts, gaps = {}, {}
+        for who, name in names.items():
+            seen = [s.t for s in b.obs.find_name(name, "start", down.ns, back.ns)]
+            starts[who], gaps[who] = len(seen), [y - x for x, y in itertools.pairwise(seen)]
+            if not b.obs.find_name(name, "die", down.ns, back.ns):
+                b.problems.append(f"outage {i + 1}: {who}'s app did not exit while db was down")
+            b.known.update(s.cid for s in b.obs.find_name(name, "create"))
+        attempts: dict[str, list[str]] = {}
+        quarantined: dict[str, float | None] = {}
+        waited: dict[str, int] = {}
+        lines = [d for d in action_lines(b.actions_path) if d.get("actor") == wd.actor]
+        for who in OUTAGE_POLICIES:
+            mine = [d for d in lines if d.get("container") == names[who]]
+            begun = {d["id"]: d for d in mine if d.get("phase") == "started"}
+            attempts[who] = [f"{d['action']} +{float(begun[d['id']]['ts']) - down.t:.1f} s "
+                             f"{d.get('result')}" for d in mine
+                             if d.get("phase") == "done" and d["id"] in begun]
+            q = [float(d["ts"]) for d in mine if d.get("action") == "quarantine"]
+            quarantined[who] = q[0] - down.t if q else None
+            waited[who] = sum(1 for d in mine if (d.get("details") or {}).get(
+                "why", "").startswith("its dependency"))
+        return OutageTrial(back.t - down.t, recovered, starts, after, attempts, quarantined,
+                           waited, gaps, load, wait)
+    finally:
+        if wd is not None:
+            wd.stop()
+        for name in [*names.values(), db]:
+            for item in b.api.containers(all=True, filters={"name": [f"^/{name}"], "label": [
+                    f"{BENCH_LABEL}={b.token}"]}):
+                b.remove(item["Id"])
+
+
+def dependency_outage(b: Bench, trials: int, outage: float, wait: float) -> list[OutageTrial]:
+    """Phase 6: ``trials`` outages, one after the other, on a user network of this run."""
+    net = f"{b.prefix}-net"
+    b.ops.network_create(net)
+    b.networks.append(net)
+    out = []
+    for i in range(trials):
+        began = time.monotonic()
+        out.append(outage_trial(b, i, net, outage, wait))
+        t = out[-1]
+        print(f"outage {i + 1}/{trials} in {time.monotonic() - began:.1f}s: back to healthy "
+              + ", ".join(f"{who} {t.recovered[who]:.1f} s" for who in OUTAGE_WATCHERS)
+              + "; starts during the outage "
+              + ", ".join(f"{who} {t.starts[who]}" for who in OUTAGE_WATCHERS), flush=True)
+    return out
+
+
 # -- the report -------------------------------------------------------------------------------
 
 def verdict(values: list[float], target: float) -> str:
@@ -766,8 +1061,42 @@ def verdict(values: list[float], target: float) -> str:
             else f"p95 <= {fmt_seconds(target)}: **NOT met** ({fmt_seconds(p95)})")
 
 
-def render(b: Bench, trials: int, poll_trials: int, loop: LoopResult, idles: list[IdleResult],
-           facts: dict[str, Any]) -> tuple[str, list[str]]:
+def render(b: Bench, trials: int, poll_trials: int, loop: LoopResult | None,
+           idles: list[IdleResult], facts: dict[str, Any] | None, pre: PreResult | None,
+           outages: list[OutageTrial], outage: float) -> tuple[str, list[str]]:
+    """The table and the notes of the phases that ran."""
+    rows: list[list[Any]] = []
+    notes: list[str] = []
+    if facts is not None:
+        r, n = render_detect(b, trials, poll_trials, facts)
+        rows += r
+        notes += n
+    if loop is not None:
+        r, n = render_loop(loop)
+        rows += r
+        notes += n
+    if idles:
+        r, n = render_idle(idles)
+        rows += r
+        notes += n
+    if pre is not None:
+        r, n = render_pre(b, pre)
+        rows += r
+        notes += n
+    if outages:
+        r, n = render_outage(outages, outage)
+        rows += r
+        notes += n
+    table = markdown_table(["#", "Measure", "opskit", "Peer", "Peer value",
+                            "Peer / opskit (p50 / p95)", "Target"], rows)
+    notes.append("Host load (1-minute load average, 2 cores; other sessions share this "
+                 "engine): " + "; ".join(b.loads) + ".")
+    notes += [f"Problem: {p}" for p in b.problems]
+    return table, notes
+
+
+def render_detect(b: Bench, trials: int, poll_trials: int, facts: dict[str, Any]
+                  ) -> tuple[list[list[Any]], list[str]]:
     s = b.get
     pn = f"{poll_trials} trials"
     on = f"{trials} trials"
@@ -802,43 +1131,6 @@ def render(b: Bench, trials: int, poll_trials: int, loop: LoopResult, idles: lis
         ["2", "", "", f"poller every 5 s ({pn})", pair(s("crash.recover.poller")),
          times(s("crash.recover.poller"), s("crash.recover.opskit")), ""],
     ]
-    acts = loop.attempts
-    kinds: dict[str, int] = {}
-    for a in acts:
-        kinds[a["reason"]] = kinds.get(a["reason"], 0) + 1
-    made = ", ".join(f"{n} x {k}" for k, n in kinds.items())
-    gaps = ", ".join(f"{g:.2f} s" for g in loop.backoffs) or "none"
-    q_at = f"{loop.quarantined_after:.1f} s" if loop.quarantined_after is not None else "never"
-    rows += [
-        ["3", f"crash loop (demo-crash exits after 0.3 s), {loop.period:.0f} s from the first "
-         f"start to {QUIET_AFTER:g} s after the quarantine",
-         f"quarantined at {q_at} after {len(acts)} attempts ({made}); waits from a failed "
-         f"verify to the next attempt {gaps} (policy: 0.5 s, 1 s); {loop.quiet_restarts} "
-         f"restarts in the {QUIET_AFTER:g} s after",
-         "Docker `restart=always`, same crasher, same period",
-         f"{loop.docker_starts} starts ({loop.docker_starts - 1} restarts), never stops; last "
-         f"gap {loop.docker_gaps[-1]:.1f} s" if loop.docker_gaps else
-         f"{loop.docker_starts} starts", f"{loop.docker_starts - 1} vs {len(acts)} restarts", ""],
-        ["3", "", "", "poller every 5 s, same crasher, same period",
-         f"{loop.poller_starts} starts ({loop.poller_starts - 1} restarts), never stops",
-         f"{loop.poller_starts - 1} vs {len(acts)} restarts", ""],
-    ]
-    what = {"own": "watchdog with its own journal (life-cycle events only: what "
-                   "`ops.watch()` starts when no `ops.journal()` runs)",
-            "full": "watchdog sharing a running `ops.journal()` (every engine event)"}
-    for idle in idles:
-        rows.append([
-            "4", f"CPU over {idle.wall:.0f} s, {idle.containers} healthy demo containers "
-            f"(healthcheck every 1 s); {what[idle.kind]}, {idle.events / idle.wall:.0f} events/s "
-            "journaled", f"{idle.ours_pct:.2f} % of a core (this process)",
-            "poller every 5 s (a process of its own), same window",
-            f"{idle.peer_pct:.3f} % of a core",
-            f"{idle.peer_pct / idle.ours_pct:.2f}x (opskit costs "
-            f"{idle.ours_pct / idle.peer_pct:.0f}x more)" if idle.ours_pct > 0 < idle.peer_pct
-            else "n/a",
-            f"<= 2 %: **{'met' if idle.ours_pct <= TARGETS['cpu'] else 'NOT met'}**"])
-    table = markdown_table(["#", "Measure", "opskit", "Peer", "Peer value",
-                            "Peer / opskit (p50 / p95)", "Target"], rows)
     notes = [
         f"Trials: {trials} for opskit and for Docker's policy, {pn} for the poller (each poller "
         "trial waits up to 5 s; with so few, its p95 is its maximum). Percentiles are nearest "
@@ -904,9 +1196,49 @@ def render(b: Bench, trials: int, poll_trials: int, loop: LoopResult, idles: lis
         f"Poller: crash to restart call (s) {fmt_list(s('crash.request.poller'), 1)}; "
         f"unhealthy to restart call {fmt_list(s('unhealthy.request.poller'), 1)}; "
         f"{b.poller.polls} polls, {b.poller.errors} errors.",
+    ]
+    st = facts.get("status") or {}
+    notes.append(f"Trial watchdog counters: {st.get('events')} events, {st.get('passes')} "
+                 f"re-lists, {st.get('actions')} actions, {st.get('errors')} errors.")
+    return rows, notes
+
+
+def render_loop(loop: LoopResult) -> tuple[list[list[Any]], list[str]]:
+    acts = loop.attempts
+    q_after = loop.quarantined_after if loop.quarantined_after is not None else math.inf
+    fast = [a for a in acts if a["started"] <= q_after]  # the budget; then slow retries
+    rows: list[list[Any]] = []
+    kinds: dict[str, int] = {}
+    for a in fast:
+        kind = f"{a['reason']} {a.get('step') or ''}".strip()
+        kinds[kind] = kinds.get(kind, 0) + 1
+    made = ", ".join(f"{n} x {k}" for k, n in kinds.items())
+    gaps = ", ".join(f"{g:.2f} s" for g in loop.backoffs[:max(len(fast) - 1, 0)]) or "none"
+    q_at = f"{loop.quarantined_after:.1f} s" if loop.quarantined_after is not None else "never"
+    slow_cap = LOOP_POLICY.get("quarantine_retry", RecoveryPolicy().quarantine_retry)
+    policy_waits = ", ".join(
+        f"{LOOP_POLICY['backoff_initial'] * LOOP_POLICY['backoff_factor'] ** k:g} s"
+        for k in range(max(len(fast) - 1, 1)))
+    rows += [
+        ["3", f"crash loop (demo-crash exits after 0.3 s), {loop.period:.0f} s from the first "
+         f"start to {QUIET_AFTER:g} s after the quarantine",
+         f"quarantined at {q_at} after {len(fast)} attempts ({made}); waits from a failed "
+         f"verify to the next attempt {gaps} (policy: {policy_waits}); then "
+         f"{loop.quiet_restarts} start{'' if loop.quiet_restarts == 1 else 's'} in the "
+         f"{QUIET_AFTER:g} s after (slow retries in "
+         f"quarantine, backoff capped at `quarantine_retry` {slow_cap:g} s)",
+         "Docker `restart=always`, same crasher, same period",
+         f"{loop.docker_starts} starts ({loop.docker_starts - 1} restarts), never stops; last "
+         f"gap {loop.docker_gaps[-1]:.1f} s" if loop.docker_gaps else
+         f"{loop.docker_starts} starts", f"{loop.docker_starts - 1} vs {len(acts)} restarts", ""],
+        ["3", "", "", "poller every 5 s, same crasher, same period",
+         f"{loop.poller_starts} starts ({loop.poller_starts - 1} restarts), never stops",
+         f"{loop.poller_starts - 1} vs {len(acts)} restarts", ""],
+    ]
+    notes = [
         "Crash loop, opskit's attempts (seconds from the deploy): " + "; ".join(
-            f"#{a['attempt']} {a['reason']} started {a['started']:.2f} s, {a['result']} at "
-            f"{a['done']:.2f} s" for a in acts) + ". Starts of attempts "
+            f"#{a['attempt']} {a['reason']} {a.get('step')} started {a['started']:.2f} s, "
+            f"{a['result']} at {a['done']:.2f} s" for a in acts) + ". Starts of attempts "
         f"{', '.join(f'{g:.2f} s' for g in loop.started_gaps)} apart. Other decisions: " + (
             "; ".join(f"{n['result']} ({n['reason']}{': ' + n['why'] if n['why'] else ''}) at "
                       f"{n['ts']:.2f} s" for n in loop.notes) or "none") + ". Each attempt "
@@ -919,6 +1251,27 @@ def render(b: Bench, trials: int, poll_trials: int, loop: LoopResult, idles: lis
             and all(o < 0.5 for o in loop.relist_offsets[1:]) else ""),
         f"Crash loop, Docker's policy: starts {', '.join(f'{g:.1f}' for g in loop.docker_gaps)}"
         " s apart (100 ms doubling, plus the 0.3 s run).",
+    ]
+    return rows, notes
+
+
+def render_idle(idles: list[IdleResult]) -> tuple[list[list[Any]], list[str]]:
+    rows: list[list[Any]] = []
+    what = {"own": "watchdog with its own journal (life-cycle events only: what "
+                   "`ops.watch()` starts when no `ops.journal()` runs)",
+            "full": "watchdog sharing a running `ops.journal()` (every engine event)"}
+    for idle in idles:
+        rows.append([
+            "4", f"CPU over {idle.wall:.0f} s, {idle.containers} healthy demo containers "
+            f"(healthcheck every 1 s); {what[idle.kind]}, {idle.events / idle.wall:.0f} events/s "
+            "journaled", f"{idle.ours_pct:.2f} % of a core (this process)",
+            "poller every 5 s (a process of its own), same window",
+            f"{idle.peer_pct:.3f} % of a core",
+            f"{idle.peer_pct / idle.ours_pct:.2f}x (opskit costs "
+            f"{idle.ours_pct / idle.peer_pct:.0f}x more)" if idle.ours_pct > 0 < idle.peer_pct
+            else "n/a",
+            f"<= 2 %: **{'met' if idle.ours_pct <= TARGETS['cpu'] else 'NOT met'}**"])
+    notes = [
         *[f"CPU by thread, {idle.kind} journal (% of a core): " + ", ".join(
             f"{k} {v:.2f}" for k, v in sorted(idle.by_thread.items(), key=lambda kv: -kv[1])
             if v >= 0.005) + f"; the watchdog made {idle.polls}; {idle.restarts} restarts by "
@@ -932,14 +1285,173 @@ def render(b: Bench, trials: int, poll_trials: int, loop: LoopResult, idles: lis
         "Python process (two list calls every 5 s). The idle fleet keeps the image's probe and "
         "1 s interval but with a 5 s probe timeout (see the script). The two windows run one "
         "after the other on the same fleet, the poller process running through both.",
-        "Host load (1-minute load average, 2 cores; other sessions share this engine): "
-        + "; ".join(b.loads) + ".",
     ]
-    st = facts.get("status") or {}
-    notes.append(f"Trial watchdog counters: {st.get('events')} events, {st.get('passes')} "
-                 f"re-lists, {st.get('actions')} actions, {st.get('errors')} errors.")
-    notes += [f"Problem: {p}" for p in b.problems]
-    return table, notes
+    return rows, notes
+
+
+def render_pre(b: Bench, pre: PreResult) -> tuple[list[list[Any]], list[str]]:
+    s = b.get
+    on = f"{pre.trials} trials"
+    late = f"{PRE_LATE:g} s"
+
+    def two(step: str) -> str:
+        return f"{pair(s(f'pre.{step}.opskit'))} ({pair(s(f'pre.{step}.opskit_late'))})"
+
+    rows: list[list[Any]] = [
+        ["5", "failure before the watchdog: a `restart=no` demo web container crashed (`kill -9` "
+         "from the host) and exited while nothing watched; the watcher started as soon as the "
+         "engine said exited; from its start to `health_status: healthy` "
+         f"({on})", pair(s("pre.recover.opskit")),
+         "Docker's restart policy (same crash, then `docker update --restart=always`)",
+         f"never ({pre.docker_starts} starts in {pre.docker_seconds:.0f} s; still "
+         f"{pre.docker_state})", "opskit recovers, Docker never", ""],
+        ["5", "", "", f"poller every 5 s, started after the failure (first poll at once; {on})",
+         pair(s("pre.recover.poller")),
+         times(s("pre.recover.poller"), s("pre.recover.opskit")), ""],
+        ["5", f"same, the watcher started {late} after the exit ({on})",
+         pair(s("pre.recover.opskit_late")), "poller above (started at once; its time does "
+         "not depend on when)", pair(s("pre.recover.poller")),
+         times(s("pre.recover.poller"), s("pre.recover.opskit_late")), ""],
+    ]
+    notes = [
+        "Failure before the watchdog: each trial deploys a fresh container, waits until it is "
+        "healthy, crashes it from the host (`ops.chaos(\"crash\")`), waits until the engine "
+        "says `exited`, then starts the watcher: a new `ops.watch([name], "
+        "policy=RecoveryPolicy(verify_timeout=10))` (its first, level-triggered pass runs "
+        "inside `start()`), or a new poller thread that lists only that container. Time from "
+        "just before `wd.start()` (or the poller's start) to the engine's `health_status: "
+        f"healthy` event. opskit (s): {fmt_list(s('pre.recover.opskit'), 2)}; started {late} "
+        f"after the exit: {fmt_list(s('pre.recover.opskit_late'), 2)}; poller: "
+        f"{fmt_list(s('pre.recover.poller'), 2)}. The container had been down "
+        f"{pair(s('pre.down.opskit'))} when the watchdog started (late: "
+        f"{pair(s('pre.down.opskit_late'))}).",
+        f"opskit split (p50 / p95; started {late} late in brackets): `start()` returned after "
+        f"{two('first_pass')} (the first pass: the listing, an inspect, and the stop-intent "
+        "check, which here reads the engine's own event memory since no journal saw the "
+        f"crash); start to the action journal's `started` line {two('request')}, that line "
+        f"to the engine's `start` event {two('start')}, `start` to `healthy` "
+        f"{two('healthy')} (the first probe runs 1 s after the start). The stop-intent check "
+        "asks the engine for `docker events --since StartedAt-1s --until FinishedAt+2s` "
+        "(`opskit.intent._engine_events`), and the engine holds an events request whose "
+        "`--until` is in the future open until that time: a watchdog that starts within 2 s "
+        "of the exit waits out the rest of those 2 s before it acts (checked on its own: a "
+        f"request with `--until` 2 s ahead took {pre.until_ahead:.2f} s, one with `--until` "
+        f"just past {pre.until_past:.3f} s). "
+        f"Started {late} after the exit it does not wait.",
+        f"The poller's restart call came {pair(s('pre.request.poller'))} after its start: a "
+        "poller started after the failure lists at once and restarts whatever it finds "
+        "exited, with no question whether the stop was on purpose. It is the bench's poller, "
+        "which also restarts `status=exited` containers; docker-autoheal itself restarts "
+        "only `health=unhealthy` ones and would never restart this one.",
+        "Docker's restart policy acts only on exits it sees while the policy is set: the "
+        "reference container, crashed the same way and then given `restart=always` with "
+        f"`docker update`, had {pre.docker_starts} `start` events in the {pre.docker_seconds:.0f}"
+        f" s of this phase and ended `{pre.docker_state}`.",
+    ]
+    return rows, notes
+
+
+OUTAGE_TEXT = {
+    "qr10": "opskit watchdog, `RecoveryPolicy(max_attempts=3, backoff_initial=0.5, "
+            "quarantine_retry=10)`",
+    "default": "opskit watchdog, `RecoveryPolicy(max_attempts=3, backoff_initial=0.5)` "
+               f"(`quarantine_retry={RecoveryPolicy().quarantine_retry:g}`, the default)",
+    "dep": "opskit watchdog, `quarantine_retry=10` as above, the app's spec with "
+           "`depends_on=[db]` and db watched (`action=\"none\"`: never acted on)",
+    "docker": "Docker `restart=always` on the app, no watchdog",
+}
+
+
+def secs(values: list[float], wait: float) -> str:
+    """``p50 / p95`` of seconds, ``> wait`` for an app not seen healthy in time."""
+    def one(q: float) -> str:
+        v = pct(values, q)
+        return f"> {wait:g} s" if math.isinf(v) else f"{v:.1f} s"
+    return f"{one(50)} / {one(95)}"
+
+
+def ratios(peer: list[float], ours: list[float]) -> str:
+    """Peer / opskit at p50 and p95, for seconds or counts."""
+    def one(q: float) -> str:
+        a, b = pct(peer, q), pct(ours, q)
+        if math.isinf(a) or math.isinf(b):
+            return "n/a"
+        if b == 0:
+            return f"{a:g} vs 0"
+        return f"{a / b:.1f}x"
+    return f"{one(50)} / {one(95)}"
+
+
+def render_outage(outages: list[OutageTrial], outage: float
+                  ) -> tuple[list[list[Any]], list[str]]:
+    n = len(outages)
+    wait = outages[0].wait
+
+    def col(field_: str, who: str) -> list[float]:
+        return [float(getattr(t, field_)[who]) for t in outages]
+
+    def counts(who: str) -> str:
+        c = col("starts", who)
+        return (f"{pct(c, 50):.0f} / {pct(c, 95):.0f} (trials: "
+                f"{', '.join(f'{x:.0f}' for x in c)})")
+
+    rows: list[list[Any]] = []
+    for who in OUTAGE_POLICIES:
+        rows += [
+            ["6a", f"dependency outage (db stopped {outage:g} s, then started), from db's "
+             f"`start` to the app healthy again ({n} trials); {OUTAGE_TEXT[who]}",
+             secs(col("recovered", who), wait), f"{OUTAGE_TEXT['docker']}, same outage",
+             secs(col("recovered", "docker"), wait),
+             ratios(col("recovered", "docker"), col("recovered", who)), ""],
+            ["6b", f"same, the app's starts during the outage; {OUTAGE_TEXT[who]}",
+             counts(who), f"{OUTAGE_TEXT['docker']}, same outage", counts("docker"),
+             ratios(col("starts", "docker"), col("starts", who)), ""],
+        ]
+    notes = [
+        "Dependency outage: the app is `opskit/demo-web:latest` with the command `sh -c "
+        "'until timeout 1 wget -q -O /dev/null http://DB:8080/health; do exit 1; done; httpd "
+        "-p 8080 -h /www; while timeout 1 wget -q -O /dev/null http://DB:8080/health; do "
+        "sleep 0.5; done; echo lost db; exit 1'` (DB: db's container name, resolved by the "
+        "engine's DNS on a user network of this run) and the demo's probe (`wget -q -O- "
+        "http://127.0.0.1:8080/health`, interval 1 s, timeout 1 s, retries 2); db is demo-web "
+        "on the same network. It refuses to start without db, and exits 1 within about 0.5 s "
+        "of losing it (checked in every trial: each app had at least one `die` during the "
+        "outage and none was healthy before db's return). `timeout 1 wget`, not `wget -T 1`: "
+        "the image's static busybox 1.35 wget exits with SIGSEGV (139) when given `-T`, even "
+        "against a server that answers.",
+        "Each trial deploys a fresh db and one app per watcher, all depending on the same db "
+        "(one outage, seen by every watcher at once), starts one watchdog for the opskit apps "
+        "(a policy per service), waits until all are healthy, stops db (`ops.stop`, `-t 1`), "
+        f"starts it {outage:g} s after its `die` event (outages measured from `die` to `start`: "
+        + ", ".join(f"{t.outage:.1f} s" for t in outages) + "), and waits up to "
+        f"{wait:g} s for every app to be healthy. Starts are the engine's `start` events of "
+        "every container with the app's name (a recreate makes a new container with the same "
+        "name) on our own `docker events` subscription, from db's `die` to its `start`; "
+        "recovery is db's `start` event to the app's first `health_status: healthy` event. "
+        "Host load at each outage's start: " + ", ".join(t.load for t in outages) + ".",
+        *[f"Outage {k + 1}: " + "; ".join(
+            f"{who}: {t.starts[who]} starts during the outage"
+            + (f" ({', '.join(f'{g:.1f}' for g in t.gaps[who])} s apart)" if t.gaps[who] else "")
+            + f", {t.after[who]} from db's return to healthy, healthy "
+            + (f"{t.recovered[who]:.1f} s after db's return" if not math.isinf(t.recovered[who])
+               else "not seen")
+            + (f"; actions (from db's `die`): {', '.join(t.attempts[who]) or 'none'}; "
+               + (f"quarantined at +{t.quarantined[who]:.1f} s"
+                  if t.quarantined[who] is not None else "not quarantined")
+               + (f"; {t.waited[who]} 'waiting for dependency' notes" if t.waited[who] else "")
+               if who in t.attempts else "")
+            for who in OUTAGE_WATCHERS) + "." for k, t in enumerate(outages)],
+        "How each paces its retries: Docker's policy waits 100 ms doubling between starts "
+        "(reset only after 10 s of running) and never stops, so its starts thin out during "
+        "the outage and its next start after db's return waits out whatever backoff is "
+        "running. opskit acts on the first `die` at once, then after 0.5 s, 1 s (the fast "
+        "budget: 3 attempts climbing the ladder restart, recreate), then quarantines and "
+        "keeps retrying with the backoff still doubling but capped at `quarantine_retry`; "
+        "its wait after db's return is the rest of the current slow backoff. With "
+        "`depends_on`, the watchdog makes no attempt while db is down and starts the app on "
+        "the first re-list (every 5 s) that sees db running again.",
+    ]
+    return rows, notes
 
 
 def slowest(values: list[float]) -> int:
@@ -986,9 +1498,23 @@ def main() -> int:
                         help="poller trials (6; each waits up to 5 s)")
     parser.add_argument("--containers", type=int, default=50, help="idle fleet size (50)")
     parser.add_argument("--seconds", type=float, default=60.0, help="idle CPU window (60)")
+    parser.add_argument("--pre-trials", type=int, default=6,
+                        help="trials of the failure before the watchdog (6)")
+    parser.add_argument("--outage-trials", type=int, default=3,
+                        help="dependency outages (3; each ~70-110 s)")
+    parser.add_argument("--outage", type=float, default=40.0,
+                        help="seconds the dependency stays down (40)")
+    parser.add_argument("--outage-wait", type=float, default=120.0,
+                        help="seconds after the dependency's return to wait for every app (120)")
+    parser.add_argument("--cases", default=",".join(CASES),
+                        help="comma-separated phases to run: detect (1-2), loop (3), pre (5), "
+                        "outage (6), idle (4); all by default")
     parser.add_argument("--keep-state", action="store_true",
                         help="keep the temporary OPSKIT_HOME (journals, evidence)")
     args = parser.parse_args()
+    cases = {c.strip() for c in args.cases.split(",") if c.strip()}
+    if not cases or cases - set(CASES):
+        parser.error(f"--cases: choose from {', '.join(CASES)}")
 
     revision = code_revision()
     home = tempfile.mkdtemp(prefix="opskit-bench-recovery-")
@@ -1016,26 +1542,44 @@ def main() -> int:
         tap.start()
         poller.start()
         print(f"run {token}: scope {SCOPE}, OPSKIT_HOME {home}", flush=True)
-        b.loads.append(f"{loadavg()} when the trials began")
-        facts = run_trials(b, args.trials, args.poll_trials)
-        print("crash loop...", flush=True)
-        b.loads.append(f"{loadavg()} when the crash loop began")
-        loop = crash_loop(b)
-        print(f"crash loop: {len(loop.attempts)} attempts, quarantined at "
-              f"{loop.quarantined_after}", flush=True)
+        facts = loop = pre = None
+        outages: list[OutageTrial] = []
+        idles: list[IdleResult] = []
+        if "detect" in cases:
+            b.loads.append(f"{loadavg()} when the trials began")
+            facts = run_trials(b, args.trials, args.poll_trials)
+        if "loop" in cases:
+            print("crash loop...", flush=True)
+            b.loads.append(f"{loadavg()} when the crash loop began")
+            loop = crash_loop(b)
+            print(f"crash loop: {len(loop.attempts)} attempts, quarantined at "
+                  f"{loop.quarantined_after}", flush=True)
+        if "pre" in cases:
+            b.loads.append(f"{loadavg()} when the failures before the watchdog began")
+            pre = before_watchdog(b, args.pre_trials)
+        if "outage" in cases:
+            b.loads.append(f"{loadavg()} when the dependency outages began")
+            outages = dependency_outage(b, args.outage_trials, args.outage, args.outage_wait)
         # only opskit may run in this process while its CPU is measured
         poller.stopping.set()
         poller.join(POLL_EVERY + 15)
         obs.close()
         tap.close()
         journal.stop()  # each idle window starts the journal it measures
-        idles = idle_cost(b, args.containers, args.seconds)
-        table, notes = render(b, args.trials, args.poll_trials, loop, idles, facts)
+        if "idle" in cases:
+            idles = idle_cost(b, args.containers, args.seconds)
+        table, notes = render(b, args.trials, args.poll_trials, loop, idles, facts, pre,
+                              outages, args.outage)
     finally:
         poller.stopping.set()
         obs.close()
         tap.close()
         removed = cleanup(api, token, b.known)
+        for net in b.networks:
+            try:
+                ops.network_remove(net, missing_ok=True)
+            except Exception as exc:
+                print(f"network {net} not removed: {exc}", flush=True)
         with contextlib.suppress(Exception):
             journal.stop()
         signal.signal(signal.SIGTERM, previous)

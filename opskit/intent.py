@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -101,7 +102,9 @@ def _engine_events(engine: Engine, info: ContainerInfo) -> list[Event]:
     if start is None or end is None:
         return []
     since_ns = int(start.timestamp() * 1e9) - 1_000_000_000
-    until_ns = int(end.timestamp() * 1e9) + 2_000_000_000
+    # a stop event follows its die by milliseconds; never ask about the future: the engine
+    # would hold the request open until then
+    until_ns = min(int(end.timestamp() * 1e9) + 2_000_000_000, time.time_ns() - 1_000_000)
     payloads = fetch_events(engine.api, since_ns, until_ns, host=engine.host,
                             timeout=min(engine.timeout, 10.0),
                             filters={"container": [info.id], "type": ["container"],

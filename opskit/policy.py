@@ -12,7 +12,7 @@ containers stopped on purpose; Kubernetes backs off 10 s doubling to 5 min and n
 Here the fast budget is ``max_attempts`` within ``window``, each attempt climbing the policy's
 ``ladder`` (``restart``, then ``recreate`` when a restart did not cure). Once the budget is spent
 and the service still fails, the container is *quarantined*: flagged and alerted, and retried
-only slowly (a backoff capped at ``quarantine_retry``, 60 s by default), so a transient cause
+only slowly (a backoff capped at ``quarantine_retry``, 30 s by default), so a transient cause
 (a dependency that comes back) heals without a person. Fast retries resume after
 :meth:`~RecoveryState.acknowledge` or after ``reset_after`` seconds of health. With
 ``quarantine_retry=None`` quarantine stops every action until acknowledged.
@@ -67,7 +67,8 @@ class RecoveryPolicy:
             quarantine.
         window: the sliding window of the budget.
         quarantine_retry: in quarantine, retry slowly: the backoff goes on growing, capped at
-            this many seconds (60); None: no action in quarantine until acknowledged.
+            this many seconds (30: at most two starts a minute, and a cause gone away is
+            noticed within 30 s); None: no action in quarantine until acknowledged.
         reset_after: seconds of health after which the attempts are forgotten and a
             quarantine lifts (600).
         verify_timeout: seconds for the container to be running and healthy after an action.
@@ -91,7 +92,7 @@ class RecoveryPolicy:
     restart_timeout: float = 1.0
     dry_run: bool = False
     ladder: tuple[str, ...] | None = None
-    quarantine_retry: float | None = 60.0
+    quarantine_retry: float | None = 30.0
 
     def __post_init__(self) -> None:
         if self.action not in ACTIONS:
