@@ -10,6 +10,7 @@ one cannot start.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 from typing import Any
@@ -18,12 +19,13 @@ from . import errors
 from . import labels as L
 from .desired import spec_labels
 from .engine import Engine
+from .ownership import seal
 from .spec import ServiceSpec
 
 log = logging.getLogger("opskit")
 
 __all__ = ["container_labels", "create_replica", "ensure_networks", "ensure_volumes",
-           "recreate_replica", "start_replica"]
+           "recreate_replica", "start_replica", "volume_identity"]
 
 _PORT_TAKEN = re.compile(r"port is already allocated|address already in use", re.IGNORECASE)
 
@@ -55,14 +57,27 @@ def ensure_networks(engine: Engine, spec: ServiceSpec, *, created: list[str] | N
         if any(n.get("Name") == name for n in found):
             continue
         try:
-            engine.api.create_network(name, driver="bridge", check_duplicate=True,
-                                      labels=L.resource_labels(engine.scope, role="network"))
+            made = engine.api.create_network(name, driver="bridge", check_duplicate=True,
+                                             labels=L.resource_labels(engine.scope,
+                                                                      role="network"))
         except Exception as exc:
             raise errors.translate(exc, f"create of network {name}", host=engine.host,
                                    target=name) from exc
+        try:
+            seal(engine, "network", made["Id"])
+        except errors.StorageError:
+            with contextlib.suppress(Exception):
+                engine.api.remove_network(made["Id"])
+            raise
         log.info("created network %s for service %s", name, spec.name)
         created.append(name)
     return created
+
+
+def volume_identity(volume: dict[str, Any]) -> str:
+    """What a volume is sealed as: its name and creation time (a volume has no ID; one made
+    again under the same name is another volume)."""
+    return f"{volume.get('Name', '')}@{volume.get('CreatedAt', '')}"
 
 
 def ensure_volumes(engine: Engine, spec: ServiceSpec, *, created: list[str] | None = None
@@ -82,10 +97,16 @@ def ensure_volumes(engine: Engine, spec: ServiceSpec, *, created: list[str] | No
                 raise errors.translate(exc, f"inspect of volume {source}",
                                        host=engine.host) from exc
         try:
-            engine.api.create_volume(source, labels=L.resource_labels(
+            made = engine.api.create_volume(source, labels=L.resource_labels(
                 engine.scope, service=spec.name, role="volume"))
         except Exception as exc:
             raise errors.translate(exc, f"create of volume {source}", host=engine.host) from exc
+        try:
+            seal(engine, "volume", volume_identity(made))
+        except errors.StorageError:
+            with contextlib.suppress(Exception):
+                engine.api.remove_volume(source)
+            raise
         created.append(source)
     return created
 
@@ -157,6 +178,11 @@ def create_replica(engine: Engine, spec: ServiceSpec, replica: str, *, name: str
         raise errors.translate(exc, f"create of {name}", host=engine.host,
                                target=str(spec.image)) from exc
     cid: str = created["Id"]
+    try:
+        seal(engine, "container", cid)
+    except errors.StorageError:
+        _discard(engine, cid)
+        raise
     try:
         for network in spec.networks[1:]:
             engine.api.connect_container_to_network(cid, network, aliases=[spec.name, replica])

@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,11 +27,18 @@ from typing import Any
 from . import errors
 from . import labels as L
 from .actions import default_actor
-from .create import create_replica, ensure_networks, ensure_volumes, start_replica
+from .create import (
+    create_replica,
+    ensure_networks,
+    ensure_volumes,
+    start_replica,
+    volume_identity,
+)
 from .engine import Engine
 from .images import build as build_image
 from .images import image_id as local_image_id
 from .lease import service_lock
+from .ownership import is_sealed
 from .spec import ServiceSpec
 from .targets import Ref, list_raw, ref_from_summary, resolve, service_refs
 from .waiting import wait_for
@@ -262,7 +270,8 @@ def deploy(engine: Engine, spec: ServiceSpec, *, wait: str | None = "healthy",
     say = progress or (lambda line: log.info("%s", line))
     started_at = time.monotonic()
     image_id = _resolve_image(engine, spec, say)
-    with service_lock(engine, spec.name, holder=f"{default_actor()} pid {os.getpid()}",
+    holder = f"{default_actor()} pid {os.getpid()} deploy {uuid.uuid4().hex[:8]}"
+    with service_lock(engine, spec.name, holder=holder,
                       image=image_id, ttl=timeout * (spec.replicas + 1) + 120):
         by_replica, extra = _current(engine, spec)
         ro = _Rollout(engine, spec, wait, timeout, say, image_id=image_id)
@@ -344,7 +353,8 @@ def teardown(engine: Engine, service: str, *, volumes: bool = False,
     removed: list[str] = []
     for lease in engine.api.containers(all=True, filters={"label": [
             f"{L.ROLE}=lease", f"{L.SCOPE}={engine.scope}"]}):
-        if (lease.get("Labels") or {}).get(L.PREFIX + "lease-for") in {r.id for r in refs}:
+        if (lease.get("Labels") or {}).get(L.PREFIX + "lease-for") in {r.id for r in refs} \
+                and is_sealed(engine, "container", lease["Id"]):
             _remove_quietly(engine, lease["Id"])  # its incident leases go with it
     for ref in refs:
         try:
@@ -366,8 +376,9 @@ def _remove_unused_network(engine: Engine, name: str) -> list[str]:
     except Exception:
         return []
     labels = net.get("Labels") or {}
-    if labels.get(L.MANAGED) != "true" or labels.get(L.SCOPE) != engine.scope:
-        return []
+    if labels.get(L.MANAGED) != "true" or labels.get(L.SCOPE) != engine.scope or \
+            not is_sealed(engine, "network", net["Id"]):
+        return []  # not opskit's: its labels alone do not make it so
     if net.get("Containers"):
         return []
     try:
@@ -383,6 +394,10 @@ def _remove_service_volumes(engine: Engine, service: str) -> list[str]:
                                                   f"{L.SCOPE}={engine.scope}"]})
     removed = []
     for vol in (found or {}).get("Volumes") or []:
+        if not is_sealed(engine, "volume", volume_identity(vol)):
+            log.warning("volume %s carries opskit's labels but no seal of this scope: kept",
+                        vol["Name"])
+            continue
         try:
             engine.api.remove_volume(vol["Name"])
             removed.append(f"volume:{vol['Name']}")

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from . import errors
 from . import labels as L
 from .engine import Engine
+from .ownership import is_sealed, seal
 
 log = logging.getLogger("opskit")
 
@@ -77,6 +78,11 @@ def acquire_lease(engine: Engine, container_id: str, incident_key: str, *, holde
         try:
             created = engine.api.create_container(image, name=name, labels=labels,
                                                   command=["true"], network_disabled=True)
+            try:
+                seal(engine, "container", created["Id"])
+            except errors.StorageError:
+                _remove(engine, created["Id"])
+                raise
             return Lease(name, True, holder, expires, created["Id"])
         except docker.errors.APIError as exc:
             if exc.status_code != 409:
@@ -92,6 +98,9 @@ def acquire_lease(engine: Engine, container_id: str, incident_key: str, *, holde
             raise errors.translate(exc, f"reading lease {name}", host=engine.host) from exc
         got = (current.get("Config") or {}).get("Labels") or {}
         their_expiry = float(got.get(EXPIRES, "0") or 0)
+        if not is_sealed(engine, "container", current["Id"]):  # a squatter: never removed
+            return Lease(name, False, f"a container opskit did not create ({current['Id'][:12]})",
+                         their_expiry, current["Id"])
         if got.get(HOLDER) == holder:  # ours already (an earlier attempt on this incident)
             return Lease(name, True, holder, their_expiry, current["Id"])
         if their_expiry > time.time():
@@ -142,6 +151,8 @@ def sweep_leases(engine: Engine, *, now: float | None = None, holder: str | None
         raise errors.translate(exc, "listing leases", host=engine.host) from exc
     for item in items:
         labels = item.get("Labels") or {}
+        if not is_sealed(engine, "container", item["Id"]):
+            continue  # lease labels opskit did not seal: not its to remove
         if float(labels.get(EXPIRES, "0") or 0) <= now or (
                 holder is not None and labels.get(HOLDER) == holder):
             removed += _remove(engine, item["Id"])

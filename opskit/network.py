@@ -7,6 +7,7 @@ container must be in scope; the network itself may be anyone's.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -16,6 +17,7 @@ from . import errors
 from . import labels as L
 from .engine import Engine
 from .inspection import parse_engine_time
+from .ownership import is_sealed, seal
 from .targets import resolve
 
 log = logging.getLogger("opskit")
@@ -157,6 +159,7 @@ def network_create(engine: Engine, name: str, *, driver: str = "bridge", interna
         raise errors.translate(exc, f"create of network {name}", host=engine.host,
                                target=name) from exc
     ours = created["Id"]
+    _seal_or_remove(engine, ours)
     same = _named(engine, name)
     keep = same[0]["Id"] if same else ours
     if keep != ours:  # a concurrent create of the same name won: use it, drop ours
@@ -205,6 +208,16 @@ def network_disconnect(engine: Engine, network: str, target: str, *, force: bool
     return done
 
 
+def _seal_or_remove(engine: Engine, network_id: str) -> None:
+    """Seal a network just created (see :mod:`opskit.ownership`); on failure remove it."""
+    try:
+        seal(engine, "network", network_id)
+    except errors.StorageError:
+        with contextlib.suppress(Exception):
+            engine.api.remove_network(network_id)
+        raise
+
+
 def network_remove(engine: Engine, network: str, *, missing_ok: bool = False,
                    allow_foreign: bool = False) -> None:
     """Remove a network opskit created: ``docker network rm NETWORK``.
@@ -228,9 +241,10 @@ def network_remove(engine: Engine, network: str, *, missing_ok: bool = False,
             return
         raise
     info = NetworkInfo.from_payload(data, engine.scope)
-    if not info.managed and not allow_foreign:
-        raise errors.OutOfScope(network, info.id, "opskit did not create this network",
-                                action="remove network")
+    if not (info.managed and is_sealed(engine, "network", info.id)) and not allow_foreign:
+        why = ("its opskit labels are not sealed by this scope (copied, or made by an older "
+               "opskit)" if info.managed else "opskit did not create this network")
+        raise errors.OutOfScope(network, info.id, why, action="remove network")
     try:
         engine.api.remove_network(info.id)
     except Exception as exc:

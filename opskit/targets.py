@@ -14,8 +14,10 @@ from typing import Any
 from . import errors
 from . import labels as L
 from .engine import Engine
+from .ownership import is_sealed
 
-__all__ = ["Ref", "list_raw", "ref_from_summary", "resolve", "resolve_one", "service_refs"]
+__all__ = ["Ref", "list_raw", "owned_reason", "ref_from_summary", "resolve", "resolve_one",
+           "service_refs"]
 
 
 @dataclass(frozen=True)
@@ -39,28 +41,53 @@ class Ref:
         return self.labels.get(L.REPLICA, self.name)
 
     def owned_reason(self, engine: Engine) -> str | None:
-        """Why this container is not opskit's in ``engine``'s scope, or None when it is."""
-        if self.labels.get(L.MANAGED) != "true":
-            return L.check_owned(self.labels, name=self.name, scope=engine.scope, key=engine.key)
-        return L.check_owned(self.labels, name=self.name, scope=engine.scope, key=engine.key,
-                             image_labels=_image_labels(engine, self.image_id))
+        """Why this container is not opskit's in ``engine``'s scope, or None when it is.
+
+        Its labels must carry a valid ownership token that it did not inherit from its image,
+        and its own ID must carry the scope's seal (:mod:`opskit.ownership`): labels copied
+        onto another container, or a ``docker commit`` of an opskit container, do not make it
+        opskit's. When the image cannot be read, the answer is no (fail closed).
+        """
+        return owned_reason(engine, self.id, self.labels, self.image_id, name=self.name)
 
 
 _IMAGE_LABELS: dict[tuple[str, str], dict[str, str]] = {}
 
 
-def _image_labels(engine: Engine, image_id: str) -> dict[str, str]:
-    """An image's labels (cached: an image ID's labels never change)."""
+def _image_labels(engine: Engine, image_id: str) -> dict[str, str] | None:
+    """An image's labels (cached: an image ID's labels never change); None when they cannot
+    be read."""
     if not image_id:
-        return {}
+        return None
     key = (engine.host, image_id)
     if key not in _IMAGE_LABELS:
         try:
             data = engine.api.inspect_image(image_id)
-        except Exception:  # removed image: nothing inherited can be checked, nor needed
-            return {}
+        except Exception:
+            return None
         _IMAGE_LABELS[key] = dict((data.get("Config") or {}).get("Labels") or {})
     return _IMAGE_LABELS[key]
+
+
+def owned_reason(engine: Engine, container_id: str, labels: dict[str, str], image_id: str, *,
+                 name: str = "") -> str | None:
+    """Why a container is not opskit's in ``engine``'s scope, or None when it is (see
+    :meth:`Ref.owned_reason`)."""
+    reason = L.check_owned(labels, name=name, scope=engine.scope, key=engine.key)
+    if reason:
+        return reason
+    inherited = _image_labels(engine, image_id)
+    if inherited is None:
+        return (f"its image {image_id[:19] or '?'} could not be read, so its labels cannot be "
+                "told from inherited ones")
+    reason = L.check_owned(labels, name=name, scope=engine.scope, key=engine.key,
+                           image_labels=inherited)
+    if reason:
+        return reason
+    if not is_sealed(engine, "container", container_id):
+        return ("its ID carries no opskit seal of this scope: its labels were copied from an "
+                "opskit container, or an older opskit made it (deploy it again)")
+    return None
 
 
 def ref_from_summary(item: dict[str, Any]) -> Ref:

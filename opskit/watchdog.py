@@ -44,10 +44,12 @@ from .findings import Finding
 from .health import HealthHistory
 from .inspection import ContainerInfo, health_from_status
 from .lease import sweep_leases
+from .ownership import is_sealed
 from .policy import ACTIONABLE_KINDS, RecoveryPolicy
 from .reconcile import Alert, Reconciler, ReplicaState, Tracked
 from .rules import ContainerView, RuleConfig, evaluate
 from .spec import ServiceSpec
+from .targets import owned_reason
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -286,13 +288,22 @@ class Watchdog(Reconciler):
 
     # -- the loops ----------------------------------------------------------------------
 
-    def _watched(self, labels: Mapping[str, str]) -> bool:
+    def _watched(self, labels: Mapping[str, str], container_id: str = "",
+                 image_id: str | None = None) -> bool:
+        """Whether a container is one of the watched services' and opskit's: its labels, and
+        with its ID its seal, and with its image ID that the labels are not inherited (a pass
+        that acts always has both; an event's attributes alone only pre-filter)."""
         if labels.get(L.MANAGED) != "true" or labels.get(L.SCOPE) != self.engine.scope:
             return False
+        if self.services and labels.get(L.SERVICE, "") not in self.services:
+            return False
+        if image_id is not None:
+            return owned_reason(self.engine, container_id, dict(labels), image_id,
+                                name=labels.get(L.REPLICA, "")) is None
         if L.check_owned(labels, name=labels.get(L.REPLICA, ""), scope=self.engine.scope,
                          key=self.engine.key):
             return False  # forged or foreign labels: never act on it
-        return not self.services or labels.get(L.SERVICE, "") in self.services
+        return not container_id or is_sealed(self.engine, "container", container_id)
 
     def _event_loop(self) -> None:
         while not self._stop.is_set():
@@ -311,7 +322,7 @@ class Watchdog(Reconciler):
                                  "timeNano": record.time_nano}, host=record.host)
             with self._lock:
                 tracked = self._tracked.get(event.actor_id)
-            if tracked is None and not self._watched(event.attributes):
+            if tracked is None and not self._watched(event.attributes, event.actor_id):
                 continue
             if event.base_action == "destroy":
                 with self._lock:
@@ -336,7 +347,8 @@ class Watchdog(Reconciler):
         names = {str((item.get("Names") or ["/"])[0]).lstrip("/") for item in items}
         for item in items:
             labels = item.get("Labels") or {}
-            if not self._watched(labels) or labels.get(L.ROLE) == "lease":
+            if labels.get(L.ROLE) == "lease" or not self._watched(
+                    labels, item["Id"], str(item.get("ImageID", ""))):
                 continue
             name = str((item.get("Names") or ["/"])[0]).lstrip("/")
             replica = labels.get(L.REPLICA, "")
@@ -446,7 +458,9 @@ class Watchdog(Reconciler):
             raise errors.translate(exc, f"inspect of {container_id[:12]}",
                                    host=self.engine.host) from exc
         info = ContainerInfo.from_attrs(attrs)
-        if not self._watched(info.labels) or (info.replica and info.name != info.replica):
+        raw_labels = dict((attrs.get("Config") or {}).get("Labels") or {})  # unmasked
+        if not self._watched(raw_labels, info.id, info.image_id) or (
+                info.replica and info.name != info.replica):
             return
         if info.service and self.spec_for(info.service) is None:
             spec, why = spec_from_attrs(attrs, self.engine.key)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -72,7 +73,7 @@ def test_another_key_cannot_act(clean, demo, monkeypatch) -> None:
     ops, name = clean, unique("key")
     ops.deploy(opskit.ServiceSpec(name=name, image="opskit/demo-web:latest",
                                   labels={TEST_LABEL: SESSION}), wait="running")
-    monkeypatch.setenv("OPSKIT_SCOPE_KEY", "a-different-key")
+    monkeypatch.setenv("OPSKIT_SCOPE_KEY", "a-different-key-" + "x" * 32)
     other = opskit.connect(scope=ops.engine.scope)
     try:
         with pytest.raises(opskit.OutOfScope):
@@ -109,3 +110,85 @@ def test_plain_container_of_a_demo_image_is_not_opskits(clean, demo) -> None:
     name = unique("plain")
     foreign_container(clean, name)
     assert clean.inspect(name).managed is False
+
+
+def test_copied_labels_do_not_make_a_container_opskits(clean, demo, observer) -> None:
+    """Every io.opskit.* label of an opskit container, token and spec included, copied onto
+    another container: the copy's ID carries no seal, so it is refused, a deploy does not
+    adopt it, and a watchdog does not watch it."""
+    from opskit.watchdog import Watchdog
+
+    ops, name = clean, unique("copied")
+    dep = ops.deploy(opskit.ServiceSpec(name=name, image="opskit/demo-web:latest",
+                                        labels={TEST_LABEL: SESSION}), wait="running")
+    labels = {k: v for k, v in ops.engine.api.inspect_container(dep.ids[0])["Config"][
+        "Labels"].items() if k.startswith(L.PREFIX) or k == TEST_LABEL}
+    copy = foreign_container(ops, name + "-copy", labels)
+    for verb in MUTATING:
+        with pytest.raises(opskit.OutOfScope, match="no opskit seal"):
+            _call(ops, verb, copy)
+    with opskit.connect(scope=ops.engine.scope) as other:
+        wd = Watchdog(other.engine, services=[name], record_bundles=False).start()
+        try:
+            assert wd.status()["watched"] == [name], wd.status()["watched"]
+            ops.engine.api.kill(copy)
+            time.sleep(3)
+        finally:
+            wd.stop()
+    observer.barrier()
+    assert observer.error is None
+    assert observer.count("start", copy) == 1, "the copy was never started again by opskit"
+    again = ops.deploy(opskit.ServiceSpec(name=name, image="opskit/demo-web:latest",
+                                          labels={TEST_LABEL: SESSION}), wait="running")
+    assert again.removed == () and again.ids == dep.ids
+
+
+def test_unsealed_networks_volumes_and_leases_are_not_opskits(clean, demo) -> None:
+    """Resources carrying opskit's labels that opskit did not create are never removed."""
+    from opskit.lease import sweep_leases
+
+    ops, name = clean, unique("res")
+    api, scope = ops.engine.api, ops.engine.scope
+    vol = api.create_volume(name + "-v", labels={**L.resource_labels(scope, service=name,
+                                                                     role="volume"),
+                                                 TEST_LABEL: SESSION})
+    net = api.create_network(name + "-n", labels={**L.resource_labels(scope, role="network"),
+                                                  TEST_LABEL: SESSION})
+    lease = api.create_container("opskit/demo-web:latest", name=f"opskit-lease-{name}",
+                                 labels={**L.resource_labels(scope, role="lease"),
+                                         "io.opskit.lease-expires": "1", TEST_LABEL: SESSION})
+    ops.deploy(opskit.ServiceSpec(name=name, image="opskit/demo-web:latest",
+                                  labels={TEST_LABEL: SESSION}), wait="running")
+    removed = ops.teardown(name, volumes=True)
+    assert f"volume:{vol['Name']}" not in removed
+    with pytest.raises(opskit.OutOfScope, match="not sealed"):
+        ops.network_remove(name + "-n")
+    assert sweep_leases(ops.engine) == 0
+    assert api.inspect_volume(vol["Name"]) and api.inspect_network(net["Id"])
+    assert api.inspect_container(lease["Id"])
+
+
+def test_the_deploy_lock_is_exclusive_per_call(clean, demo) -> None:
+    """Three deploys of one new service at once from one process (same user, host and PID):
+    one holds the lock and deploys, the others are refused with Conflict."""
+    import threading
+
+    ops, name = clean, unique("locked")
+    spec = opskit.ServiceSpec(name=name, image="opskit/demo-web:latest",
+                              labels={TEST_LABEL: SESSION})
+    done, refused, gate = [], [], threading.Barrier(3)
+
+    def deploy() -> None:
+        gate.wait()
+        try:
+            done.append(ops.deploy(spec, wait="healthy", timeout=30))
+        except opskit.errors.Conflict:
+            refused.append(1)
+
+    threads = [threading.Thread(target=deploy) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert len(done) + len(refused) == 3 and len(refused) >= 1, (done, refused)
+    assert sum(len(d.created) for d in done) == 1, "one container, made once"
