@@ -85,7 +85,13 @@ class ActionRecord:
 
 
 class ActionJournal:
-    """The durable action journal of one host (``state_dir()/actions/<host>.jsonl``)."""
+    """The durable action journal of one host (``state_dir()/actions/<host>.jsonl``).
+
+    Every process acting on the host (watchers, ``opskit restart``, notebooks) appends to the
+    same file: each line is written and fsync'd under the file's ``flock``
+    (:class:`~opskit.durable.AppendLog`), so lines are never interleaved or cut, and one file
+    per host is all a reader reads.
+    """
 
     def __init__(self, path: str | os.PathLike[str] | None = None, *, host: str = "",
                  actor: str | None = None) -> None:
@@ -152,7 +158,7 @@ def read_actions(path: str | os.PathLike[str]) -> pd.DataFrame:
                 try:
                     data = json.loads(line)
                 except ValueError:
-                    continue  # a torn last line cannot happen with AppendLog, but be lenient
+                    continue  # a line another process is writing right now: read it later
                 if data.get("phase") == "started":
                     rows.setdefault(data["id"], {**data, "result": "interrupted"})
                 else:

@@ -261,6 +261,7 @@ def cmd_run_runbook(args: argparse.Namespace) -> int:
     from datetime import UTC, datetime
     from pathlib import Path
 
+    params = _parameters(args.parameter)  # before anything runs
     import papermill
 
     source = Path(args.notebook)
@@ -271,7 +272,6 @@ def cmd_run_runbook(args: argparse.Namespace) -> int:
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     output = Path(args.output or Path(args.runs) / f"{source.stem}-{stamp}.ipynb")
     output.parent.mkdir(parents=True, exist_ok=True)
-    params = {name: _literal(value) for name, value in args.parameter}
     try:
         # without the widgets' state: it is plotly.js again for every figure (5 MB each)
         papermill.execute_notebook(str(source), str(output), parameters=params,
@@ -283,6 +283,26 @@ def cmd_run_runbook(args: argparse.Namespace) -> int:
         return 1
     print(output)
     return 0
+
+
+def _parameters(pairs: Sequence[Sequence[str]]) -> dict[str, Any]:
+    """``-p NAME VALUE`` pairs as papermill's parameters; papermill writes each name into the
+    notebook as code, so a name must be a Python identifier (and not a keyword).
+
+    Raises:
+        InvalidSpec: a name is not an identifier.
+    """
+    import keyword
+
+    for name, _ in pairs:
+        if not name.isidentifier() or keyword.iskeyword(name):
+            raise errors.InvalidSpec(
+                "run-runbook -p", f"parameter name {name!r} is not a Python identifier, or is "
+                "a keyword (papermill writes each name into the notebook as code); nothing "
+                "was run",
+                hint="use letters, digits and underscores, not starting with a digit and not a "
+                "Python keyword, as in the notebook's parameters cell: -p service web")
+    return {name: _literal(value) for name, value in pairs}
 
 
 def _literal(text: str) -> Any:
@@ -297,7 +317,8 @@ def _literal(text: str) -> Any:
 def cmd_lab(args: argparse.Namespace) -> int:
     from .lab import run_lab
 
-    return run_lab(port=args.port, ip=args.ip, token=args.token, open_browser=args.browser)
+    return run_lab(port=args.port, ip=args.ip, token=args.token, open_browser=args.browser,
+                   allow_remote=args.allow_remote)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -313,7 +334,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("lab", help="open JupyterLab on the notebooks (127.0.0.1)")
     p.add_argument("--port", type=int, default=8888)
-    p.add_argument("--ip", default="127.0.0.1")
+    p.add_argument("--ip", default="127.0.0.1", help="address to listen on; another than "
+                   "loopback exposes a kernel with the Docker socket (warned; refused as root)")
+    p.add_argument("--allow-remote", action="store_true", help="let root serve the lab on a "
+                   "non-loopback --ip (anyone with the token gets root through the socket)")
     p.add_argument("--token", default=None, help="access token (default: a random one)")
     p.add_argument("--browser", action="store_true", help="open a web browser")
     p.set_defaults(func=cmd_lab)

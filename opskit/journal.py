@@ -19,6 +19,14 @@ After every reconnect the journal asks the engine for its replay since the last 
 event. If that event is no longer there (the daemon restarted, or its 256-event buffer was
 overrun) events may be missing: a ``gap`` record says so, and ``reconcile`` records bring
 each container's state in line with ``docker ps -a``.
+
+One process writes a journal file at a time (it holds the file's ``flock``). A second
+journal on the same file, in another ``opskit watch`` or in the same process, becomes a
+*follower*: it opens no event stream and writes nothing, but reads the lines the writer
+appends (every 0.1 s) into its states and subscriptions, so each event is in the file once
+and every watcher still sees it. When the writer stops or dies, the follower takes the lock
+and carries on writing from the file's last event, as a restarted journal would; a reader of
+the file never has more than one file per host to read.
 """
 
 from __future__ import annotations
@@ -47,7 +55,7 @@ from .events import (
     replay_keys,
     side_client,
 )
-from .journal_file import JournalFile, Record, StateTable, Subscription, gap_reason, iter_records
+from .journal_file import JournalFile, Record, StateTable, Subscription, Tail, gap_reason
 from .targets import list_raw
 
 __all__ = ["EventJournal", "Subscription"]
@@ -59,6 +67,7 @@ _BACKOFF_MIN, _BACKOFF_MAX = 0.1, 5.0
 _PING_TIMEOUT = 2.0
 _JOIN_TIMEOUT = 15.0
 _BATCH = 1000
+_FOLLOW_EVERY = 0.1  # seconds between two reads of a file another process writes
 _STOP = object()
 Key = tuple[int, str, str, str]
 
@@ -80,7 +89,8 @@ class EventJournal:
         stall_after: seconds of silence after which the watchdog pings the engine.
         fsync_every: seconds between two fsyncs of the file while records arrive.
         filters: the engine's event filters (``{"label": ["k=v"]}``); a ``label`` filter
-            also narrows the reconcile listing.
+            also narrows the reconcile listing. A follower sees what the writer's filters let
+            through.
     """
 
     def __init__(self, engine: Engine, path: str | Path | None = None, *,
@@ -102,15 +112,20 @@ class EventJournal:
         self._stream_lock = threading.Lock()
         self._stream: EventStream | None = None
         self._threads: list[threading.Thread] = []
+        self._writers: list[threading.Thread] = []
+        self._follower: threading.Thread | None = None
         self._clients: list[Any] = []
         self._file = JournalFile(self.path)
+        self._tail = Tail(self.path)
+        self.role = ""
+        self._writer_connected = False  # what the file's last connect record says
         self._last_ns = self._start_ns = 0
         self._last_key: Key | None = None
         self._alive_at = 0.0
         self._stalled = self._down = False
         self._engine_id = ""
         self._stats = dict.fromkeys(("events_written", "records_written", "gaps", "reconnects",
-                                     "duplicates", "stalls"), 0)
+                                     "duplicates", "stalls", "records_followed"), 0)
         self._last_error = ""
         self._last_event_ns: int | None = None
         self._lag: float | None = None
@@ -118,7 +133,8 @@ class EventJournal:
     # -- life cycle ---------------------------------------------------------------------------
 
     def start(self) -> Self:
-        """Open (or resume) the file and start the reader, writer and watchdog threads.
+        """Open (or resume) the file and start the reader, writer and watchdog threads; when
+        another process writes the file, start following it instead (:attr:`role` says which).
 
         The engine need not answer yet: the reader keeps trying.
 
@@ -129,47 +145,73 @@ class EventJournal:
         if self._threads:
             return self
         self._stopping.clear()
-        self._file.open()
-        self._load()
-        self._api = side_client(self.engine, min(self.engine.timeout, 10.0))
-        self._ping_api = side_client(self.engine, _PING_TIMEOUT)
+        writing = self._file.open()
+        try:
+            self._api = side_client(self.engine, min(self.engine.timeout, 10.0))
+            self._ping_api = side_client(self.engine, _PING_TIMEOUT)
+        except BaseException:
+            self._file.close()
+            raise
         self._clients = [self._api, self._ping_api]
+        self._catch_up(follow=False)
+        if writing:
+            self._begin_writing()
+        else:
+            self.role = "follower"
+            if self._writer_connected:
+                self._connected.set()
+            log.info("journal %s: %s is written by process %s; following it", self.engine.host,
+                     self.path, self._file.holder() or "?")
+            self._follower = self._spawn("follower", self._follow_loop)
+        return self
+
+    def _spawn(self, name: str, target: Any) -> threading.Thread:
+        thread = threading.Thread(target=target, name=f"opskit-journal-{name}", daemon=True)
+        self._threads.append(thread)
+        thread.start()
+        return thread
+
+    def _begin_writing(self) -> None:
+        self.role = "writer"
         try:
             self._start_ns, self._engine_id = engine_time_ns(self._api, self.engine.host)
         except errors.OpsKitError as exc:
             self._start_ns = time.time_ns()
             log.warning("journal %s: engine not answering yet (%s); will keep trying",
                         self.engine.host, exc)
-        for name, target in (("reader", self._read_loop), ("watchdog", self._watch_loop),
-                             ("writer", self._write_loop)):
-            thread = threading.Thread(target=target, name=f"opskit-journal-{name}", daemon=True)
-            self._threads.append(thread)
-            thread.start()
-        return self
+        self._writers = [self._spawn(name, target) for name, target in (
+            ("reader", self._read_loop), ("watchdog", self._watch_loop),
+            ("writer", self._write_loop))]
 
     def stop(self) -> None:
         """Cut the stream, join the threads, write a ``stop`` record, fsync and close.
 
-        Idempotent; every wait is bounded (a thread stuck in a call ends with that call's
-        timeout, and is logged if it outlives the join).
+        A follower only stops reading. Idempotent; every wait is bounded (a thread stuck in
+        a call ends with that call's timeout, and is logged if it outlives the join).
         """
         if not self._threads:
             return
         self._stopping.set()
+        if self._follower is not None:
+            self._follower.join(_JOIN_TIMEOUT)  # a take-over under way completes first
         with self._stream_lock:
             stream = self._stream
         if stream is not None:
             stream.close()
-        reader, watchdog, writer = self._threads
-        for thread in (reader, watchdog):
-            thread.join(_JOIN_TIMEOUT)
-        self._queue.put(self._note("stop", "journal stopped"))
-        self._queue.put(_STOP)
-        writer.join(_JOIN_TIMEOUT)
+        if self._writers:
+            reader, watchdog, writer = self._writers
+            for thread in (reader, watchdog):
+                thread.join(_JOIN_TIMEOUT)
+            self._queue.put(self._note("stop", "journal stopped"))
+            self._queue.put(_STOP)
+            writer.join(_JOIN_TIMEOUT)
+            closable = not writer.is_alive()
+        else:
+            closable = True
         for thread in self._threads:
             if thread.is_alive():
                 log.warning("journal %s: thread %s did not end", self.engine.host, thread.name)
-        if not writer.is_alive():
+        if closable:
             self._file.close()
         for client in self._clients:
             with contextlib.suppress(Exception):
@@ -179,7 +221,7 @@ class EventJournal:
             subs = list(self._subs)
         for sub in subs:
             sub.close()
-        self._threads = []
+        self._threads, self._writers, self._follower = [], [], None
         self._connected.clear()
 
     def __enter__(self) -> Self:
@@ -225,29 +267,75 @@ class EventJournal:
                 "subscribers": len(self._subs), "lag": self._lag,
                 "last_event_ts": None if last is None else datetime.fromtimestamp(last / 1e9, UTC),
                 "last_error": self._last_error, "engine_id": self._engine_id,
-                "path": str(self.path)}
+                "path": str(self.path), "role": self.role, "writer_pid": self._file.holder()}
 
     def wait_connected(self, timeout: float = 10.0) -> bool:
-        """True once the stream is open (and the first reconcile queued) within ``timeout``."""
+        """True once the stream is open (and the first reconcile queued) within ``timeout``;
+        for a follower, once the writer's last ``connect`` record says its stream is open."""
         return self._connected.wait(timeout)
 
     def flush(self, timeout: float = 10.0) -> bool:
-        """Wait until everything read so far is written and fsync'd; False on timeout."""
+        """Wait until everything read so far is written and fsync'd (a follower: until it
+        has read what the writer wrote); False on timeout."""
         done = threading.Event()
         self._queue.put(done)
         return done.wait(timeout) if self._threads else False
 
     # -- reader -------------------------------------------------------------------------------
 
-    def _load(self) -> None:
-        for record in iter_records(self.path):
-            self._table.apply(record)
+    def _catch_up(self, *, follow: bool) -> None:
+        """Fold the lines of the file not read yet into the states (at start, and as a
+        follower, which also hands them to subscribers)."""
+        records: list[Record] = []
+        for record in self._tail.read():
             if record.kind == "event":
+                if record.key in self._recent:
+                    if follow:
+                        self._stats["duplicates"] += 1
+                    continue
                 self._remember(record.key)
                 if record.time_nano >= self._last_ns:
                     self._last_ns, self._last_key = record.time_nano, record.key
-            elif record.kind == "connect" and record.attributes.get("engine_id"):
-                self._engine_id = record.attributes["engine_id"]
+            elif record.kind == "connect":
+                self._writer_connected = record.action == "connect"
+                self._engine_id = record.attributes.get("engine_id") or self._engine_id
+            records.append(record)
+        if not records:
+            return
+        with self._table_lock:
+            for record in records:
+                self._table.apply(record)
+        if not follow:
+            return
+        self._stats["records_followed"] += len(records)
+        (self._connected.set if self._writer_connected else self._connected.clear)()
+        for record in records:
+            if record.kind == "event":
+                self._last_event_ns = record.time_nano
+                self._lag = max(0.0, time.time() - record.time_nano / 1e9)
+        with self._subs_lock:
+            subs = list(self._subs)
+        for record in records:
+            for sub in subs:
+                sub._offer(record)
+
+    def _follow_loop(self) -> None:
+        while not self._stopping.wait(_FOLLOW_EVERY):
+            markers: list[threading.Event] = []
+            with contextlib.suppress(queue.Empty):
+                while True:
+                    item = self._queue.get_nowait()
+                    if isinstance(item, threading.Event):
+                        markers.append(item)
+            self._catch_up(follow=True)
+            for marker in markers:
+                marker.set()  # flush(): what the writer had written by then is read
+            if self._file.try_lock():  # the writer stopped or died: write from here on
+                self._catch_up(follow=True)  # its last lines, the torn one cut
+                self._connected.clear()
+                log.warning("journal %s: took over writing %s", self.engine.host, self.path)
+                self._begin_writing()
+                return
 
     def _remember(self, key: Key) -> None:
         self._recent[key] = None

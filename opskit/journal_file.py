@@ -13,7 +13,8 @@ so :func:`opskit.events.read_journal` can hand the flat fields to pyarrow's JSON
 parse the attribute objects in one pass: 100,000 lines read in a fraction of a second.
 
 Secrets in label values and exec command lines are masked (:mod:`opskit.redact`) before
-they are written. :class:`JournalFile` appends whole lines only (a failed write is cut back off),
+they are written. :class:`JournalFile` appends whole lines only (a failed write is cut back off)
+and holds the file's lock, so one process writes it; :class:`Tail` follows it from another.
 :func:`gap_reason` is the rule that says when events may be missing, :class:`StateTable`
 folds records into container states, and a :class:`Subscription` hands records to one
 consumer without ever blocking the journal. Nothing here talks to the engine.
@@ -36,11 +37,12 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Protocol
 
+from .durable import cut_torn_tail, lock_holder, try_lock
 from .event_records import Event
 from .redact import redact_mapping, redact_text
 
 __all__ = ["BUFFER", "FIELDS", "KINDS", "JournalFile", "Record", "StateTable", "Subscription",
-           "gap_reason", "host_slug", "iter_records", "repair_tail"]
+           "Tail", "gap_reason", "host_slug", "iter_records", "repair_tail"]
 
 log = logging.getLogger("opskit")
 
@@ -230,25 +232,24 @@ class StateTable:
 
 
 def repair_tail(path: Path) -> int:
-    """Cut a torn last line (a crash mid-write) off the journal; returns the bytes removed."""
+    """Cut a torn last line (a crash mid-write) off the journal; returns the bytes removed.
+
+    Nothing is cut while another process writes the file (holds its lock): its last line
+    may be on its way.
+    """
     try:
-        with open(path, "rb+") as fh:
-            size = fh.seek(0, 2)
-            if size == 0:
-                return 0
-            fh.seek(max(0, size - 65536))
-            tail = fh.read()
-            if tail.endswith(b"\n"):
-                return 0
-            cut = tail.rfind(b"\n")
-            keep = size - len(tail) + cut + 1 if cut >= 0 else (0 if size <= 65536 else size)
-            if keep == size:
-                return 0
-            fh.truncate(keep)
-            log.warning("journal %s: cut a torn last line (%d bytes)", path, size - keep)
-            return size - keep
+        fd = os.open(path, os.O_RDWR)
     except FileNotFoundError:
         return 0
+    try:
+        if not try_lock(fd):
+            return 0
+        cut = cut_torn_tail(fd)
+    finally:
+        os.close(fd)  # releases the lock
+    if cut:
+        log.warning("journal %s: cut a torn last line (%d bytes)", path, cut)
+    return cut
 
 
 def iter_records(path: Path) -> Iterator[Record]:
@@ -268,6 +269,41 @@ def iter_records(path: Path) -> Iterator[Record]:
         log.warning("journal %s: skipped %d unreadable line(s)", path, bad)
 
 
+class Tail:
+    """Reads the whole lines added to a journal since the last read: how a journal that does
+    not hold the file follows the process that writes it (a torn last line is left for later).
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.offset = 0
+        self.skipped = 0
+
+    def read(self) -> Iterator[Record]:
+        """The records of the complete lines after :attr:`offset`, which moves past them."""
+        try:
+            fh = open(self.path, "rb")  # noqa: SIM115 - closed below, after the generator
+        except FileNotFoundError:
+            return
+        with fh:
+            size = os.fstat(fh.fileno()).st_size
+            if size < self.offset:  # cut from outside (the writer only cuts torn lines)
+                log.warning("journal %s: file shrank below the lines read; reading on from "
+                            "its end", self.path)
+                self.offset = size
+            fh.seek(self.offset)
+            rest = b""
+            while chunk := fh.read(1 << 20):
+                data = rest + chunk
+                end = data.rfind(b"\n") + 1
+                rest = data[end:]
+                self.offset += end
+                for line in data[:end].split(b"\n"):
+                    if line.strip():
+                        try:
+                            yield Record.from_dict(json.loads(line))
+                        except (ValueError, KeyError, TypeError, AttributeError):
+                            self.skipped += 1
 
 
 def gap_reason(*, last_key: tuple[int, str, str, str] | None, replay_keys: set[Any],
@@ -309,53 +345,106 @@ def gap_reason(*, last_key: tuple[int, str, str, str] | None, replay_keys: set[A
 class JournalFile:
     """The append-only file: whole lines only, written at once, fsync'd when asked.
 
-    A write that fails (disk full, I/O error) is cut back off the file, so no torn line is
-    left, and its lines are kept to be written with the next batch (up to 64 MiB).
+    One process writes a journal file at a time: :meth:`open` takes the file's ``flock`` and
+    keeps it until :meth:`close` (the kernel drops it when the process dies). When another
+    process holds it, :meth:`open` returns False and nothing is written; :meth:`try_lock`
+    takes over once that process has let go.
+
+    A write that fails (disk full, I/O error) is cut back to the last whole line it wrote, so
+    no torn line is left (and no whole line a reader may have seen is withdrawn), and the rest
+    is kept to be written with the next batch (up to 64 MiB).
     """
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self.last_error = ""
         self.errors = 0
-        self._fd: int | None = None
+        self._fd: int | None = None  # set while this process writes (holds the lock)
+        self._waiting: int | None = None  # open, without the lock, while another writes
         self._pending = b""
+        self._torn = False
 
-    def open(self) -> None:
-        """Create the folder and file if needed, cut a torn last line, open for appending.
+    @property
+    def writing(self) -> bool:
+        """True while this process holds the file and writes it."""
+        return self._fd is not None
+
+    def open(self) -> bool:
+        """Create the folder and file if needed and try to take the file's lock; with it, cut
+        a torn last line and open for appending.
+
+        Returns:
+            True when this process now writes the file; False when another process does.
 
         Raises:
             OSError: the file cannot be created or opened.
         """
+        if self._fd is not None or self._waiting is not None:
+            return self.try_lock()
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        repair_tail(self.path)
-        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        self._waiting = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
         with contextlib.suppress(OSError):
             folder = os.open(self.path.parent, os.O_RDONLY)
             try:
                 os.fsync(folder)  # the new file's name is durable too
             finally:
                 os.close(folder)
+        return self.try_lock()
+
+    def try_lock(self) -> bool:
+        """Take the file's lock if nobody holds it (see :meth:`open`); True when held."""
+        if self._fd is not None:
+            return True
+        if self._waiting is None or not try_lock(self._waiting):
+            return False
+        self._fd, self._waiting = self._waiting, None
+        with contextlib.suppress(OSError):
+            cut = cut_torn_tail(self._fd)
+            if cut:
+                log.warning("journal %s: cut a torn last line (%d bytes)", self.path, cut)
+        return True
+
+    def holder(self) -> int | None:
+        """The PID of the process writing the file (this one's when :attr:`writing`)."""
+        if self._fd is not None:
+            return os.getpid()
+        return lock_holder(self._waiting) if self._waiting is not None else None
 
     def append(self, records: list[Record]) -> bool:
         """Write the records (and any kept from a failed write); False when writing failed."""
         if self._fd is None:
             return False
         data = self._pending + "".join(r.to_line() for r in records).encode()
-        size = os.fstat(self._fd).st_size
+        start, written = -1, 0
         try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(self._fd, view):]
+            if self._torn:  # the cut after the last failure failed too
+                cut_torn_tail(self._fd)
+                self._torn = False
+            start = os.fstat(self._fd).st_size
+            while written < len(data):
+                written += os.write(self._fd, data[written:])
         except OSError as exc:
-            with contextlib.suppress(OSError):
-                os.ftruncate(self._fd, size)
-            self._pending = data[-(64 << 20):]
-            self.errors += 1
-            self.last_error = f"write {self.path}: {exc}"
-            log.error("journal: cannot write %s: %s", self.path, exc)
+            self._failed(data, start, written, exc)
             return False
         self._pending = b""
         return True
+
+    def _failed(self, data: bytes, start: int, written: int, exc: OSError) -> None:
+        keep = data.rfind(b"\n", 0, written) + 1  # whole lines that reached the file stay
+        if written > keep and self._fd is not None:
+            try:
+                os.ftruncate(self._fd, start + keep)
+            except OSError:
+                self._torn = True
+        rest = data[keep:]
+        if len(rest) > 64 << 20:
+            rest = rest[rest.find(b"\n", len(rest) - (64 << 20)) + 1:]
+            log.error("journal: more than 64 MiB could not be written to %s; the oldest "
+                      "records waiting were dropped", self.path)
+        self._pending = rest
+        self.errors += 1
+        self.last_error = f"write {self.path}: {exc}"
+        log.error("journal: cannot write %s: %s", self.path, exc)
 
     def sync(self) -> None:
         """fsync the file (errors are logged, not raised: the journal keeps running)."""
@@ -367,11 +456,14 @@ class JournalFile:
                 log.error("journal: cannot fsync %s: %s", self.path, exc)
 
     def close(self) -> None:
-        """fsync and close; idempotent."""
+        """fsync and close, which lets another process take the file; idempotent."""
         if self._fd is not None:
             self.sync()
             os.close(self._fd)
             self._fd = None
+        if self._waiting is not None:
+            os.close(self._waiting)
+            self._waiting = None
 
 
 class _Owner(Protocol):

@@ -2,18 +2,26 @@
 
 When no Docker engine answers, the lab still opens, on the incident-analysis notebook that works
 from the bundled sample incident.
+
+The lab's kernels can use the Docker socket, which is root on the host. Another ``--ip`` than
+a loopback address is said out loud on stderr, and as root it is refused unless
+``--allow-remote`` says the exposure is meant (:func:`check_exposure`).
 """
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import secrets
 import shutil
+import socket
 import sys
 from pathlib import Path
 
-__all__ = ["notebooks_dir", "run_lab"]
+from .errors import InvalidSpec
+
+__all__ = ["check_exposure", "is_loopback", "notebooks_dir", "run_lab"]
 
 ANALYSIS_NOTEBOOK = "06-incident-analysis.ipynb"
 _OVERRIDES = {"@jupyterlab/apputils-extension:notification": {
@@ -52,9 +60,64 @@ def _engine_answers() -> tuple[bool, str]:
     return True, engine.host
 
 
+def is_loopback(ip: str) -> bool:
+    """True when ``ip`` (an address or a host name) is reachable from this host only.
+
+    ``0.0.0.0``, ``::``, ``*`` and an empty string mean every interface; a host name counts
+    as loopback only when every address it resolves to is one.
+    """
+    name = ip.strip().strip("[]")
+    if not name or name == "*":
+        return False
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        pass
+    try:
+        found = {info[4][0] for info in socket.getaddrinfo(name, None)}
+    except (OSError, UnicodeError):
+        return False
+    return bool(found) and all(ipaddress.ip_address(str(a).split("%")[0]).is_loopback
+                               for a in found)
+
+
+def check_exposure(ip: str, *, allow_remote: bool = False, root: bool | None = None) -> str:
+    """Whether JupyterLab may listen on ``ip``: ``""`` for a loopback address, else the
+    one-line warning to print.
+
+    Args:
+        ip: the address given to ``--ip``.
+        allow_remote: the user said the exposure is meant (``--allow-remote``).
+        root: whether this process is root; read from ``os.geteuid()`` when omitted.
+
+    Raises:
+        InvalidSpec: a non-loopback address as root without ``allow_remote``.
+    """
+    if is_loopback(ip):
+        return ""
+    if root is None:
+        root = hasattr(os, "geteuid") and os.geteuid() == 0
+    risk = (f"JupyterLab on --ip {ip or '*'} is reachable from other hosts, and its kernels "
+            "run Python with the Docker socket (root on this host) for anyone with the token")
+    if root and not allow_remote:
+        raise InvalidSpec("lab --ip", f"refusing to serve as root on a non-loopback address: "
+                          f"{risk}", hint="keep the default --ip 127.0.0.1 and reach it through "
+                          "an SSH tunnel (ssh -L 8888:127.0.0.1:8888 HOST), or add "
+                          "--allow-remote if this exposure is meant.")
+    return f"opskit: warning: {risk}."
+
+
 def run_lab(*, port: int = 8888, ip: str = "127.0.0.1", token: str | None = None,
-            open_browser: bool = False) -> int:
-    """Replace this process with JupyterLab serving the notebooks; print the URL first."""
+            open_browser: bool = False, allow_remote: bool = False) -> int:
+    """Replace this process with JupyterLab serving the notebooks; print the URL first.
+
+    Raises:
+        InvalidSpec: ``ip`` is not loopback and this process is root, without
+            ``allow_remote`` (see :func:`check_exposure`).
+    """
+    warning = check_exposure(ip, allow_remote=allow_remote)
+    if warning:
+        print(warning, file=sys.stderr, flush=True)
     folder = notebooks_dir()
     token = token or secrets.token_hex(16)
     _quiet_lab_settings()

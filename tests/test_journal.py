@@ -1,4 +1,4 @@
-"""Tests of opskit.journal.EventJournal on real engines (RELIABILITY rows 1, 2 and 6).
+"""Tests of opskit.journal.EventJournal on real engines (RELIABILITY rows 1, 2, 6 and 12).
 
 Each test compares the journal with an independent witness: tests/support/observer's
 EventObserver (its own client and stream) and ``docker ps -a``. The throwaway dockerd of
@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
+import textwrap
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -318,3 +321,65 @@ def test_burst_of_200_containers(clean: Any, busybox: str, tmp_path: Path) -> No
     assert all(journal.states()[cid]["state"] == "removed" for cid in ids)
     events = [r for r in records if r.kind == "event"]
     assert len({r.key for r in events}) == len(events)
+
+
+def test_second_journal_on_one_file_follows_then_takes_over(clean: Any, busybox: str,
+                                                             tmp_path: Path) -> None:
+    """Two watchers on one host (row 12): the journal of a second process on the same file
+    writes nothing while the first runs, yet sees every event; when the first stops it takes
+    over. Each event is in the file, and reaches the follower's subscriber, exactly once."""
+    engine, run = clean.engine, unique("two")
+    api, path = engine.api, tmp_path / "journal.jsonl"
+    script = textwrap.dedent(f"""
+        import sys
+        from opskit.engine import open_engine
+        from opskit.journal import EventJournal
+        journal = EventJournal(open_engine({engine.host!r}, timeout=10), {str(path)!r}).start()
+        assert journal.wait_connected(10)
+        print(journal.role, flush=True)
+        sys.stdin.read()
+        journal.stop()
+        print("stopped", flush=True)
+    """)
+    first = subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, text=True)
+    assert first.stdin is not None and first.stdout is not None
+    try:
+        assert first.stdout.readline().strip() == "writer"
+        with EventObserver(url=engine.host, filters={"label": [f"{RUN_LABEL}={run}"]}) as obs, \
+                EventJournal(engine, path) as second:
+            status = second.status()
+            assert second.role == "follower" and status["writer_pid"] == first.pid
+            assert second.wait_connected(5), "the writer's stream is open"
+            sub = second.subscribe()
+            cid = sleeper(api, busybox, run, {RUN_LABEL: run})
+            api.start(cid)
+            api.stop(cid, timeout=0)
+            wait_until(lambda: second.states().get(cid, {}).get("state") == "exited", 10,
+                       "the follower sees the stop")
+            assert second.status()["records_written"] == 0, "a follower writes nothing"
+            first.stdin.close()
+            assert first.stdout.readline().strip() == "stopped" and first.wait(20) == 0
+            wait_until(lambda: second.role == "writer" and second.status()["connected"], 15,
+                       "take-over")
+            api.start(cid)
+            api.remove_container(cid, force=True)
+            wait_until(lambda: second.states().get(cid, {}).get("state") == "removed", 10,
+                       "the new writer journals the removal")
+            obs.barrier()
+            assert obs.error is None
+            observed = [observed_key(e) for e in obs.select(container=cid)]
+            starts = obs.count("start", cid)
+    finally:
+        if first.poll() is None:
+            first.kill()
+    records = list(iter_records(path))
+    keys = [r.key for r in records if r.kind == "event" and r.actor_id == cid]
+    assert len(keys) == len(set(keys)), "each event once in the file"
+    assert set(observed) <= set(keys) and starts == 2
+    assert sum(r.base_action == "start" for r in records if r.actor_id == cid) == starts
+    seen = [r.key for r in sub if r.kind == "event" and r.actor_id == cid]
+    assert seen == keys, "the subscriber got each event once, in file order"
+    assert [r for r in records if r.kind == "gap"] == []
+    assert [r.action for r in records if r.kind == "connect"] == [
+        "connect", "stop", "connect", "stop"]
