@@ -5,10 +5,14 @@ written to the action journal and to the chaos ledger (``state_dir()/chaos.jsonl
 injected, and returns a :class:`Fault` whose ``undo()`` puts things back. If the injecting process
 dies midway, :func:`residue` reads the ledger and the engine to report what is still in place
 (a paused container, a cut network, a CPU hog) so a person can undo it; a paused container is
-reported as paused, never as crashed.
+reported as paused, never as crashed. The ledger is shared by every scope on the host and is
+only a hint: the residue lists, and an undo touches, only containers the caller's scope owns
+(the same check as every mutating call).
 
 Faults: ``crash`` (the container's process is killed from the host by PID, so the engine sees a
-real crash rather than an API kill; local engine only), ``kill`` (API), ``stop``, ``pause``,
+real crash rather than an API kill; local engine only, and only a PID whose cgroup names the
+container: an engine in a VM or another PID namespace reports PIDs that mean other processes
+here, and is refused), ``kill`` (API), ``stop``, ``pause``,
 ``unhealthy`` (``docker exec NAME make-unhealthy``: the demo web server hangs, stopped with
 SIGSTOP, so its probes time out; a restart cures it), ``corrupt`` (``docker exec NAME
 make-corrupt``: the demo web's health file is removed from the container's filesystem, which a
@@ -27,9 +31,9 @@ is 1 s; Docker's default is 30 s).
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
+import re
 import signal
 import threading
 import time
@@ -44,7 +48,7 @@ from .actions import ActionJournal
 from .durable import AppendLog
 from .engine import Engine, state_dir
 from .manage import thaw
-from .targets import Ref, list_raw, resolve_one
+from .targets import Ref, list_raw, ref_from_summary, resolve_one
 
 __all__ = ["FAULTS", "Fault", "inject", "residue", "undo_fault", "undo_residue"]
 
@@ -56,6 +60,7 @@ _HEAL = "make-healthy"  # undoes both: continues a hung httpd, writes the health
 _CPU_MARK = "/tmp/.opskit-chaos-cpu"
 _OOM_MARK = "/tmp/.opskit-chaos-oom"
 MAX_DELAY = 600.0
+_FULL_ID = re.compile(r"[0-9a-f]{64}")
 
 
 @dataclass
@@ -134,7 +139,8 @@ def inject(engine: Engine, kind: str, target: str, *, journal: ActionJournal | N
         seconds: for ``delay``, how long the processes stay stopped (above 0, at most 600).
 
     Raises:
-        InvalidTarget: unknown fault, a ``crash`` or ``delay`` on a remote engine, an ``oom``
+        InvalidTarget: unknown fault, a ``crash`` or ``delay`` on a remote engine or on one
+            whose PIDs are not this host's (another PID namespace, a VM), an ``oom``
             for a container without a memory limit, an ``unhealthy`` or ``corrupt`` for an
             image without the script (``opskit/demo-web`` has them).
         EngineError: the engine refused, or the fault's script failed.
@@ -155,15 +161,22 @@ def inject(engine: Engine, kind: str, target: str, *, journal: ActionJournal | N
                                  allowed=f"above 0 and at most {MAX_DELAY:g}", value=seconds)
     ref = resolve_one(engine, target, action=f"inject {kind} into")
     fault = Fault(uuid.uuid4().hex[:12], kind, ref.name, ref.id, time.time(), engine=engine)
-    if kind == "disconnect":
-        fault.details["network"] = _network_of(engine, ref, network)
-    elif kind == "oom":
-        fault.details["memory_limit"] = _memory_limit(engine, ref)
-    elif kind == "delay":
-        fault.details.update(pids=_host_pids(engine, ref), seconds=float(seconds))
+    try:
+        if kind == "disconnect":
+            fault.details["network"] = _network_of(engine, ref, network)
+        elif kind == "oom":
+            fault.details["memory_limit"] = _memory_limit(engine, ref)
+        elif kind == "delay":
+            fault.details.update(pids=_host_pids(engine, ref), seconds=float(seconds))
+        elif kind == "crash":
+            fault.details["pid"] = _main_pid(engine, ref)
+    except Exception as exc:  # refused before any record: nothing was done
+        raise errors.translate(exc, f"chaos {kind} on {ref.name}", host=engine.host,
+                               target=ref.name) from exc
     record = journal.begin(f"chaos:{kind}", ref.id, ref.name, service=ref.service,
                            reason="chaos", state_before=ref.state) if journal else None
     _ledger().append([json.dumps({"id": fault.id, "phase": "injected", "kind": kind,
+                                  "scope": engine.scope, "host": engine.host,
                                   "container": ref.name, "container_id": ref.id,
                                   "network": fault.details.get("network", ""),
                                   "pids": fault.details.get("pids", []),
@@ -187,11 +200,9 @@ def inject(engine: Engine, kind: str, target: str, *, journal: ActionJournal | N
 def _apply(engine: Engine, kind: str, ref: Ref, fault: Fault) -> None:
     api = engine.api
     if kind == "crash":
-        pid = int(api.inspect_container(ref.id)["State"]["Pid"])
-        if pid <= 0:
-            raise errors.InvalidTarget(ref.name, "is not running, so it cannot crash")
-        os.kill(pid, signal.SIGKILL)
-        fault.details["pid"] = pid
+        if not _signal([fault.details["pid"]], ref.id, signal.SIGKILL):
+            raise errors.InvalidTarget(ref.name, "stopped running before it could crash",
+                                       hint="start it and inject the crash again.")
     elif kind == "kill":
         api.kill(ref.id)
     elif kind == "stop":
@@ -207,7 +218,7 @@ def _apply(engine: Engine, kind: str, ref: Ref, fault: Fault) -> None:
         _exec(engine, ref, ["sh", "-c", f"touch {_OOM_MARK}; x=0123456789abcdef; "
                             f"while [ -f {_OOM_MARK} ]; do x=\"$x$x\"; done"], detach=True)
     elif kind == "delay":
-        _signal(fault.details["pids"], signal.SIGSTOP)
+        _signal(fault.details["pids"], ref.id, signal.SIGSTOP)
         timer = threading.Timer(fault.details["seconds"], fault.undo)
         timer.daemon = True  # if this process dies first, residue() reports the stopped PIDs
         timer.start()
@@ -222,14 +233,24 @@ def undo_fault(engine: Engine, kind: str, container_id: str, network: str = "", 
 
     ``unhealthy`` and ``corrupt`` are both undone by ``docker exec NAME make-healthy``
     (continue the hung httpd, write the health file back); a container that is no longer
-    running, or no longer exists (recreated), is left as it is.
+    running, or no longer exists (recreated), is left as it is. The container must be in the
+    engine's scope, as for any mutating call: the chaos ledger is shared, so what it names is
+    checked, never trusted.
 
     Raises:
+        OutOfScope: the container is not opskit's in this scope; nothing was done.
         EngineError: the engine refused (the container may have been removed meanwhile).
     """
     api = engine.api
+    item = _listing(engine, [container_id]).get(container_id)
+    if item is None:
+        return  # gone (or not a full ID): nothing to put back
+    ref = ref_from_summary(item)
+    reason = ref.owned_reason(engine)
+    if reason:
+        raise errors.OutOfScope(ref.name, ref.id, reason, action=f"undo chaos {kind} on")
     try:
-        state = _states(engine, [container_id]).get(container_id)
+        state = item.get("State", "")
         if kind in ("crash", "kill", "stop"):
             if state != "running":
                 api.start(container_id)
@@ -243,7 +264,7 @@ def undo_fault(engine: Engine, kind: str, container_id: str, network: str = "", 
                 created = api.exec_create(container_id, cmd)
                 api.exec_start(created["Id"])
         elif kind == "delay":
-            _signal([pid for pid in pids if _belongs(pid, container_id)], signal.SIGCONT)
+            _signal(pids, container_id, signal.SIGCONT)
         elif kind == "disconnect" and network:
             api.connect_container_to_network(container_id, network)
     except Exception as exc:
@@ -264,10 +285,6 @@ def _listing(engine: Engine, ids: list[str]) -> dict[str, dict[str, Any]]:
     return {item["Id"]: item for item in items if item["Id"] in ids}
 
 
-def _states(engine: Engine, ids: list[str]) -> dict[str, str]:
-    return {cid: item.get("State", "") for cid, item in _listing(engine, ids).items()}
-
-
 def _memory_limit(engine: Engine, ref: Ref) -> int:
     """The container's memory limit; an OOM fault without one would take the host's memory."""
     limit = int((engine.api.inspect_container(ref.id).get("HostConfig") or {}).get("Memory")
@@ -281,28 +298,105 @@ def _memory_limit(engine: Engine, ref: Ref) -> int:
 
 
 def _host_pids(engine: Engine, ref: Ref) -> list[int]:
-    """The host PIDs of the container's processes (``docker top``)."""
+    """The host PIDs of the container's processes (``docker top``), each checked to be one
+    (see :func:`_checked_pids`)."""
     if ref.state != "running":
         raise errors.InvalidTarget(ref.name, f"is {ref.state or 'not running'}, so it cannot "
                                    "be delayed", hint="start it first.")
     top = engine.api.top(ref.id)
     column = list(top.get("Titles") or []).index("PID")
-    return [int(row[column]) for row in top.get("Processes") or []]
+    return _checked_pids(ref, [int(row[column]) for row in top.get("Processes") or []], "delay")
 
 
-def _signal(pids: Sequence[int], sig: signal.Signals) -> None:
+def _main_pid(engine: Engine, ref: Ref) -> int:
+    """The host PID of the container's main process (``State.Pid``), checked to be its own."""
+    pid = int((engine.api.inspect_container(ref.id).get("State") or {}).get("Pid") or 0)
+    if pid <= 0:
+        raise errors.InvalidTarget(ref.name, "is not running, so it cannot crash",
+                                   hint="start it first.")
+    return _checked_pids(ref, [pid], "crash")[0]
+
+
+def _checked_pids(ref: Ref, pids: Sequence[int], kind: str) -> list[int]:
+    """The PIDs the engine reported that this host sees as the container's processes.
+
+    The engine reports PIDs in its own PID namespace. When that is not this process's (an
+    engine in a VM, behind a forwarded socket, in another namespace), the numbers name other
+    processes here, or none. So every PID still alive here must have a cgroup naming the
+    container, and at least one must; a PID gone meanwhile (an exec'd probe) is dropped.
+
+    Raises:
+        InvalidTarget: a PID is another process here, or none is the container's; no signal
+            was sent.
+    """
+    mine: list[int] = []
+    strays: list[int] = []
     for pid in pids:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(int(pid), sig)
+        cgroup = _cgroup(pid)
+        if cgroup is not None:
+            (mine if _names(cgroup, ref.id) else strays).append(int(pid))
+    if strays or not mine:
+        seen = (f"PID(s) {', '.join(map(str, strays))} here belong to other processes"
+                if strays else f"none of PID(s) {', '.join(map(str, pids)) or '-'} is a "
+                "process of it here")
+        raise errors.InvalidTarget(
+            ref.name, f"cannot be given a {kind} from the host: the engine reports its "
+            f"processes by PID, but {seen} (their /proc/PID/cgroup does not name "
+            f"{ref.id[:12]}); the engine's PID namespace is not this process's (a VM, a "
+            "forwarded socket, another namespace)",
+            hint="use kind='kill' for an API kill, or 'pause' for a freeze, instead; or run "
+            "opskit on the engine's host, in its PID namespace.")
+    return mine
+
+
+def _cgroup(pid: int) -> str | None:
+    """``/proc/PID/cgroup`` of a host process, or None when there is no such process here."""
+    try:
+        return Path(f"/proc/{int(pid)}/cgroup").read_text()
+    except OSError:
+        return None
+
+
+def _names(cgroup: str, container_id: str) -> bool:
+    return bool(_FULL_ID.fullmatch(container_id)) and container_id in cgroup
 
 
 def _belongs(pid: int, container_id: str) -> bool:
     """Whether a host PID is still one of the container's processes (its cgroup names the
     container), so a PID reused since by another process is never signalled."""
-    try:
-        return container_id in Path(f"/proc/{int(pid)}/cgroup").read_text()
-    except OSError:
-        return False
+    cgroup = _cgroup(pid)
+    return cgroup is not None and _names(cgroup, container_id)
+
+
+def _signal(pids: Sequence[int], container_id: str, sig: signal.Signals) -> list[int]:
+    """Send ``sig`` to each PID that is still one of the container's processes; return those
+    signalled.
+
+    A pidfd pins the process while its cgroup is read: if the PID was reused meanwhile, the
+    signal goes to the pinned (dead) process and fails, never to the newcomer.
+    """
+    sent = []
+    for pid in map(int, pids):
+        try:
+            fd = os.pidfd_open(pid)
+        except ProcessLookupError:
+            continue
+        except OSError:  # no pidfd (an old kernel): check, then signal by number
+            fd = -1
+        try:
+            if not _belongs(pid, container_id):
+                continue
+            if fd >= 0:
+                signal.pidfd_send_signal(fd, sig)
+            else:
+                os.kill(pid, sig)
+            sent.append(pid)
+        except ProcessLookupError:
+            continue
+        finally:
+            if fd >= 0:
+                os.close(fd)
+    return sent
 
 
 def _stopped(pid: int) -> bool:
@@ -325,14 +419,54 @@ def _network_of(engine: Engine, ref: Ref, network: str | None) -> str:
 
 
 def undo_residue(engine: Engine, entry: dict[str, Any]) -> None:
-    """Undo a fault found by :func:`residue` (its injector died) and mark it undone."""
-    undo_fault(engine, entry["kind"], entry["container_id"], entry.get("network", ""),
-               pids=entry.get("pids") or ())
-    _mark_undone(entry["id"])
+    """Undo a fault found by :func:`residue` (its injector died) and mark it undone.
+
+    The entry is checked, not trusted: its container must be opskit's in the engine's scope,
+    as for any mutating call, and a delay's PIDs are continued only while their cgroup names
+    that container.
+
+    Raises:
+        InvalidTarget: the entry is not one of :func:`residue`'s.
+        OutOfScope: its container is not opskit's in this scope; nothing was done.
+        EngineError: the engine refused.
+    """
+    kind, cid = entry.get("kind"), entry.get("container_id")
+    if kind not in FAULTS or not isinstance(cid, str) or not _FULL_ID.fullmatch(cid):
+        raise errors.InvalidTarget(str(cid), f"is not the container of a chaos residue entry "
+                                   f"(fault {kind!r})",
+                                   hint="pass an entry of ops.chaos_residue() as it is.")
+    undo_fault(engine, kind, cid, str(entry.get("network") or ""),
+               pids=[p for p in entry.get("pids") or () if isinstance(p, int)])
+    _mark_undone(str(entry["id"]))
+
+
+def _open_faults() -> dict[str, dict[str, Any]]:
+    """Ledger entries injected and never undone nor failed, by fault ID; malformed lines
+    (torn, or not written by :func:`inject`) are skipped."""
+    path = state_dir() / "chaos.jsonl"
+    if not path.exists():
+        return {}
+    found: dict[str, dict[str, Any]] = {}
+    for line in path.read_text(errors="replace").splitlines():
+        try:
+            item = json.loads(line)
+        except ValueError:
+            continue
+        if not isinstance(item, dict) or not isinstance(item.get("id"), str):
+            continue
+        if item.get("phase") != "injected":
+            found.pop(item["id"], None)
+        elif item.get("kind") in FAULTS and _FULL_ID.fullmatch(str(item.get("container_id"))):
+            found[item["id"]] = item
+    return found
 
 
 def residue(engine: Engine) -> list[dict[str, Any]]:
     """Faults injected but never undone, with what the engine shows now.
+
+    Only faults on containers the engine's scope owns are listed (the same check as every
+    mutating call): the ledger is shared by every scope on the host, so another scope's faults,
+    and entries naming a container opskit does not own, are left out.
 
     Each entry has the ledger's fields plus ``state`` (``paused`` is reported as paused, not as a
     crash) and ``still_in_place`` (the fault's effect is visible: paused, disconnected, ...;
@@ -340,32 +474,26 @@ def residue(engine: Engine) -> list[dict[str, Any]]:
     container; their undo is harmless if a restart cured it meanwhile). An injection refused
     before it acted (say, an image without the fault's script) is not residue.
     """
-    path = state_dir() / "chaos.jsonl"
-    if not path.exists():
-        return []
-    open_faults: dict[str, dict[str, Any]] = {}
-    for line in path.read_text().splitlines():
-        try:
-            item = json.loads(line)
-        except ValueError:
-            continue
-        if item.get("phase") == "injected":
-            open_faults[item["id"]] = item
-        else:
-            open_faults.pop(item.get("id", ""), None)
+    open_faults = _open_faults()
     listed = _listing(engine, sorted({item["container_id"] for item in open_faults.values()}))
+    owned: dict[str, bool] = {}
     out = []
     for item in open_faults.values():
-        data = listed.get(item["container_id"])
+        cid = item["container_id"]
+        data = listed.get(cid)
         if data is None:
             continue  # the container is gone: nothing left to undo
+        if cid not in owned:
+            owned[cid] = ref_from_summary(data).owned_reason(engine) is None
+        if not owned[cid] or item.get("scope", engine.scope) != engine.scope:
+            continue  # not this scope's to undo
         state = data.get("State", "")
         nets = ((data.get("NetworkSettings") or {}).get("Networks") or {})
         still = {"pause": state == "paused", "stop": state == "exited",
                  "kill": state == "exited", "crash": state == "exited",
                  "disconnect": bool(item.get("network")) and item["network"] not in nets,
-                 "delay": any(_stopped(pid) and _belongs(pid, item["container_id"])
-                              for pid in item.get("pids") or ()),
+                 "delay": any(_stopped(pid) and _belongs(pid, cid)
+                              for pid in item.get("pids") or () if isinstance(pid, int)),
                  }.get(item["kind"], True)
         out.append({**item, "state": state, "still_in_place": still})
     return out

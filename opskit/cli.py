@@ -325,7 +325,8 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``opskit`` command."""
     parser = argparse.ArgumentParser(
         prog="opskit", description="Keep Docker containers highly available.")
-    parser.add_argument("-H", "--host", help="engine URL (default: DOCKER_HOST or the local "
+    parser.add_argument("-H", "--host", help="engine URL (default: DOCKER_HOST, then "
+                        "DOCKER_CONTEXT or the docker CLI's current context, then the local "
                         "socket)")
     parser.add_argument("--scope", default="default", help="opskit scope to act in")
     parser.add_argument("--timeout", type=float, default=20.0, help="seconds per engine call")

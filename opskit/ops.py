@@ -22,7 +22,9 @@ __all__ = ["Ops", "connect"]
 
 def connect(url: str | None = None, *, scope: str = "default", timeout: float = DEFAULT_TIMEOUT,
             tls: Any = None) -> Ops:
-    """Connect to a Docker engine: ``DOCKER_HOST``, the local socket, or ``url``.
+    """Connect to a Docker engine, chosen as the ``docker`` CLI does: ``url``, else
+    ``DOCKER_HOST``, else ``DOCKER_CONTEXT``, else the CLI's current context, else the local
+    socket.
 
     Args:
         url: ``unix:///var/run/docker.sock``, ``tcp://host:2376`` (TLS required unless

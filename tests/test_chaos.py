@@ -41,12 +41,14 @@ def wait_state(ops: opskit.Ops, cid: str, state: str, health: str | None = None)
 
 def inject_then_die(ops: opskit.Ops, monkeypatch: Any, home: Path, call: str) -> None:
     """Run ``ops.<call>`` in a process that then kills itself with SIGKILL (its undo never
-    runs), with a chaos ledger of its own under ``home`` and this scope's key."""
+    runs), with a chaos ledger of its own under ``home`` and this scope's key and seals."""
     import shutil
 
     from opskit.engine import state_dir
 
-    shutil.copytree(state_dir() / "keys", home / "keys")
+    for part in ("keys", "seals"):
+        if (state_dir() / part).exists():
+            shutil.copytree(state_dir() / part, home / part)
     monkeypatch.setenv("OPSKIT_HOME", str(home))
     script = textwrap.dedent(f"""
         import os, signal, opskit
@@ -64,7 +66,9 @@ def test_crash_is_a_real_crash_not_an_api_kill(clean, demo, observer) -> None:
     cid = web(ops, name)
     fault = ops.chaos("crash", name)
     observer.wait_for("die", cid)
+    observer.barrier()
     assert observer.count("kill", cid) == 0, "the engine saw a crash, not an API kill"
+    assert observer.error is None
     assert ops.inspect(cid).exit_code == 137
     fault.undo()
     wait_state(ops, cid, "running")
@@ -230,3 +234,143 @@ def test_residue_after_the_injector_dies(clean, demo, tmp_path, monkeypatch) -> 
     undo_residue(ops.engine, found[0])
     wait_state(ops, cid, "running")
     assert not [r for r in ops.chaos_residue() if r["container_id"] == cid]
+
+
+# -- host-side faults only signal the container's own processes ------------------------------
+
+@pytest.fixture
+def bystander() -> Any:
+    """A process of this host outside every container: what a PID from an engine in another
+    PID namespace (a VM, a forwarded socket) can name here."""
+    proc = subprocess.Popen(["sleep", "120"])
+    yield proc
+    proc.kill()
+    proc.wait()
+
+
+def test_pids_outside_the_container_are_refused(bystander) -> None:
+    """The check itself, without an engine: a live PID whose cgroup does not name the
+    container, or no live PID at all, is refused."""
+    from opskit.chaos import _checked_pids
+    from opskit.targets import Ref
+
+    ref = Ref(id="ab" * 32, name="web-1", state="running")
+    for pids in ([bystander.pid], [os.getpid()], [2 ** 22 + 1], []):
+        with pytest.raises(opskit.InvalidTarget, match="PID namespace") as caught:
+            _checked_pids(ref, pids, "crash")
+        assert "Hint:" in str(caught.value)
+    assert bystander.poll() is None
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="host-side faults need root")
+@pytest.mark.parametrize("kind", ["crash", "delay"])
+def test_a_pid_that_is_not_the_containers_is_never_signalled(clean, demo, observer, bystander,
+                                                             monkeypatch, kind) -> None:
+    """An engine whose PID namespace is not ours reports PIDs that name other processes here:
+    the fault is refused before any record or signal, and the bystander lives on."""
+    from opskit.chaos import _stopped
+
+    ops, name = clean, unique(f"ns{kind}")
+    cid = web(ops, name)
+    api = ops.engine.api
+    if kind == "crash":
+        real_inspect = api.inspect_container
+
+        def inspect(container: str) -> dict[str, Any]:
+            data: dict[str, Any] = real_inspect(container)
+            data["State"]["Pid"] = bystander.pid
+            return data
+
+        monkeypatch.setattr(api, "inspect_container", inspect)
+    else:
+        real_top = api.top
+
+        def top(container: str, *args: Any, **kw: Any) -> dict[str, Any]:
+            data: dict[str, Any] = real_top(container, *args, **kw)
+            row = list(data["Processes"][0])
+            row[data["Titles"].index("PID")] = str(bystander.pid)
+            data["Processes"].append(row)
+            return data
+
+        monkeypatch.setattr(api, "top", top)
+    with pytest.raises(opskit.InvalidTarget, match="PID namespace") as caught:
+        ops.chaos(kind, name, seconds=2.0)
+    assert str(bystander.pid) in str(caught.value) and "kind='kill'" in (caught.value.hint or "")
+    time.sleep(0.3)
+    assert bystander.poll() is None and not _stopped(bystander.pid), "the bystander lives on"
+    monkeypatch.undo()
+    observer.barrier()
+    assert observer.count("die", cid) == 0 and observer.error is None
+    assert ops.inspect(cid).state == "running"
+    pids = [int(row[1]) for row in api.top(cid)["Processes"]]
+    assert pids and not any(_stopped(pid) for pid in pids), "nothing of the container stopped"
+    assert not [r for r in ops.chaos_residue() if r["container_id"] == cid]
+    journaled = ops.actions()
+    assert name not in set(journaled["container"].astype(str)), "refused before any record"
+
+
+# -- the shared ledger is only undone within the caller's scope ------------------------------
+
+def test_residue_is_listed_and_undone_only_in_its_scope(clean, demo, observer, tmp_path,
+                                                         monkeypatch) -> None:
+    """Two scopes share the chaos ledger: another scope neither sees nor undoes a fault."""
+    from opskit.chaos import undo_residue
+
+    ops, name = clean, unique("scoped")
+    cid = web(ops, name)
+    inject_then_die(ops, monkeypatch, tmp_path / "home", f"chaos('pause', {name!r})")
+    [entry] = [r for r in ops.chaos_residue() if r["container_id"] == cid]
+    assert entry["scope"] == ops.engine.scope
+    other = opskit.connect(scope=f"{ops.engine.scope}-other")
+    try:
+        assert [r for r in other.chaos_residue() if r["container_id"] == cid] == []
+        with pytest.raises(opskit.OutOfScope) as caught:
+            undo_residue(other.engine, entry)
+        assert caught.value.container_id == cid and "undo chaos pause" in str(caught.value)
+        observer.barrier()
+        assert observer.count("unpause", cid) == 0 and observer.error is None
+        assert ops.engine.api.containers(filters={"id": [cid]})[0]["State"] == "paused"
+    finally:
+        other.close()
+    [still] = [r for r in ops.chaos_residue() if r["container_id"] == cid]
+    undo_residue(ops.engine, still)
+    wait_state(ops, cid, "running")
+    observer.barrier()
+    assert observer.count("unpause", cid) == 1 and observer.error is None
+
+
+@pytest.mark.parametrize("kind", ["crash", "disconnect"])
+def test_a_forged_ledger_entry_does_not_touch_a_foreign_container(clean, demo, observer,
+                                                                  tmp_path, monkeypatch,
+                                                                  kind) -> None:
+    """Anyone who can write the ledger can name any container in it: an unlabelled container
+    is neither listed nor started nor reconnected."""
+    import json
+
+    from opskit.chaos import undo_residue
+    from opskit.engine import state_dir
+
+    monkeypatch.setenv("OPSKIT_HOME", str(tmp_path / "home"))
+    ops, name, net = clean, unique("forged"), unique("forgednet")
+    cid = foreign_container(ops, name)
+    api = ops.engine.api
+    network = api.create_network(net, labels={TEST_LABEL: SESSION})["Id"]
+    try:
+        api.stop(cid, timeout=1)
+        forged = {"id": "f0f0f0f0f0f0", "phase": "injected", "kind": kind, "container": name,
+                  "container_id": cid, "network": net, "pids": [], "ts": time.time(),
+                  "scope": ops.engine.scope}
+        (state_dir() / "chaos.jsonl").write_text(json.dumps(forged) + "\n")
+        assert [r for r in ops.chaos_residue() if r["container_id"] == cid] == []
+        with pytest.raises(opskit.OutOfScope):
+            undo_residue(ops.engine, forged)
+        observer.barrier()
+        assert observer.count("start", cid) == 1, "only its own first start"
+        assert observer.count("connect", network, type="network") == 0
+        assert observer.error is None
+        assert api.inspect_container(cid)["State"]["Status"] == "exited"
+        with pytest.raises(opskit.InvalidTarget, match="chaos residue entry"):
+            undo_residue(ops.engine, {**forged, "container_id": name})
+    finally:
+        api.remove_container(cid, force=True)
+        api.remove_network(network)
