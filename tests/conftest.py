@@ -104,11 +104,13 @@ def _sweep(ops: Any, *, label_value: str = SESSION) -> None:
 
 @pytest.fixture
 def observer(ops: Any) -> Iterator[Any]:
-    """An independent event observer (its own client) recording during the test."""
+    """An independent event observer (its own client) recording during the test; its counts
+    are read after its catch-up barrier, and its own error must be empty at the end."""
     from support.observer import EventObserver
 
     with EventObserver(url=ops.engine.host) as obs:
         yield obs
+    assert obs.error is None, f"the observer's own stream failed: {obs.error!r}"
 
 
 @pytest.fixture

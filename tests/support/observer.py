@@ -139,7 +139,8 @@ class EventObserver:
     time and drops the replayed duplicates; :attr:`disconnects` counts such ends. Events the
     engine never kept (more than its 256, or before its restart) cannot be recovered.
 
-    Query with :meth:`events`, :meth:`actions`, :meth:`count`, :meth:`wait_for`, :meth:`pulls`.
+    Query with :meth:`events`, :meth:`actions`, :meth:`count`, :meth:`wait_for`, :meth:`pulls`;
+    the counting queries catch up with the engine first (:meth:`barrier`).
     Container arguments accept a full ID, a short ID prefix or a name. An action argument
     matches the whole ``Action`` or its :func:`base_action` (``"exec_start"`` matches
     ``"exec_start: wget -q ..."``).
@@ -345,7 +346,11 @@ class EventObserver:
     def select(
         self, action: str | None = None, container: str | None = None, type: str | None = None
     ) -> list[Event]:
-        """Copies of the recorded events matching all the given criteria."""
+        """Copies of the recorded events matching all the given criteria, read after a
+        :meth:`barrier` while the observer runs (so a count never misses what the live
+        stream has not delivered yet)."""
+        if self._client is not None and not self._stopping.is_set():
+            self.barrier()
         with self._cond:
             return [copy.deepcopy(e) for e in self._events
                     if self._matches(e, action, container, type)]
