@@ -40,13 +40,13 @@ import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from . import errors
 from .actions import ActionJournal
 from .durable import AppendLog
 from .engine import Engine, state_dir
+from .hostpids import belongs, checked_pids, is_stopped, signal_pids
 from .manage import thaw
 from .targets import Ref, list_raw, ref_from_summary, resolve_one
 
@@ -200,7 +200,7 @@ def inject(engine: Engine, kind: str, target: str, *, journal: ActionJournal | N
 def _apply(engine: Engine, kind: str, ref: Ref, fault: Fault) -> None:
     api = engine.api
     if kind == "crash":
-        if not _signal([fault.details["pid"]], ref.id, signal.SIGKILL):
+        if not signal_pids([fault.details["pid"]], ref.id, signal.SIGKILL):
             raise errors.InvalidTarget(ref.name, "stopped running before it could crash",
                                        hint="start it and inject the crash again.")
     elif kind == "kill":
@@ -218,7 +218,7 @@ def _apply(engine: Engine, kind: str, ref: Ref, fault: Fault) -> None:
         _exec(engine, ref, ["sh", "-c", f"touch {_OOM_MARK}; x=0123456789abcdef; "
                             f"while [ -f {_OOM_MARK} ]; do x=\"$x$x\"; done"], detach=True)
     elif kind == "delay":
-        _signal(fault.details["pids"], ref.id, signal.SIGSTOP)
+        signal_pids(fault.details["pids"], ref.id, signal.SIGSTOP)
         timer = threading.Timer(fault.details["seconds"], fault.undo)
         timer.daemon = True  # if this process dies first, residue() reports the stopped PIDs
         timer.start()
@@ -264,7 +264,7 @@ def undo_fault(engine: Engine, kind: str, container_id: str, network: str = "", 
                 created = api.exec_create(container_id, cmd)
                 api.exec_start(created["Id"])
         elif kind == "delay":
-            _signal(pids, container_id, signal.SIGCONT)
+            signal_pids(pids, container_id, signal.SIGCONT)
         elif kind == "disconnect" and network:
             api.connect_container_to_network(container_id, network)
     except Exception as exc:
@@ -305,7 +305,7 @@ def _host_pids(engine: Engine, ref: Ref) -> list[int]:
                                    "be delayed", hint="start it first.")
     top = engine.api.top(ref.id)
     column = list(top.get("Titles") or []).index("PID")
-    return _checked_pids(ref, [int(row[column]) for row in top.get("Processes") or []], "delay")
+    return checked_pids(ref, [int(row[column]) for row in top.get("Processes") or []], "delay")
 
 
 def _main_pid(engine: Engine, ref: Ref) -> int:
@@ -314,98 +314,7 @@ def _main_pid(engine: Engine, ref: Ref) -> int:
     if pid <= 0:
         raise errors.InvalidTarget(ref.name, "is not running, so it cannot crash",
                                    hint="start it first.")
-    return _checked_pids(ref, [pid], "crash")[0]
-
-
-def _checked_pids(ref: Ref, pids: Sequence[int], kind: str) -> list[int]:
-    """The PIDs the engine reported that this host sees as the container's processes.
-
-    The engine reports PIDs in its own PID namespace. When that is not this process's (an
-    engine in a VM, behind a forwarded socket, in another namespace), the numbers name other
-    processes here, or none. So every PID still alive here must have a cgroup naming the
-    container, and at least one must; a PID gone meanwhile (an exec'd probe) is dropped.
-
-    Raises:
-        InvalidTarget: a PID is another process here, or none is the container's; no signal
-            was sent.
-    """
-    mine: list[int] = []
-    strays: list[int] = []
-    for pid in pids:
-        cgroup = _cgroup(pid)
-        if cgroup is not None:
-            (mine if _names(cgroup, ref.id) else strays).append(int(pid))
-    if strays or not mine:
-        seen = (f"PID(s) {', '.join(map(str, strays))} here belong to other processes"
-                if strays else f"none of PID(s) {', '.join(map(str, pids)) or '-'} is a "
-                "process of it here")
-        raise errors.InvalidTarget(
-            ref.name, f"cannot be given a {kind} from the host: the engine reports its "
-            f"processes by PID, but {seen} (their /proc/PID/cgroup does not name "
-            f"{ref.id[:12]}); the engine's PID namespace is not this process's (a VM, a "
-            "forwarded socket, another namespace)",
-            hint="use kind='kill' for an API kill, or 'pause' for a freeze, instead; or run "
-            "opskit on the engine's host, in its PID namespace.")
-    return mine
-
-
-def _cgroup(pid: int) -> str | None:
-    """``/proc/PID/cgroup`` of a host process, or None when there is no such process here."""
-    try:
-        return Path(f"/proc/{int(pid)}/cgroup").read_text()
-    except OSError:
-        return None
-
-
-def _names(cgroup: str, container_id: str) -> bool:
-    return bool(_FULL_ID.fullmatch(container_id)) and container_id in cgroup
-
-
-def _belongs(pid: int, container_id: str) -> bool:
-    """Whether a host PID is still one of the container's processes (its cgroup names the
-    container), so a PID reused since by another process is never signalled."""
-    cgroup = _cgroup(pid)
-    return cgroup is not None and _names(cgroup, container_id)
-
-
-def _signal(pids: Sequence[int], container_id: str, sig: signal.Signals) -> list[int]:
-    """Send ``sig`` to each PID that is still one of the container's processes; return those
-    signalled.
-
-    A pidfd pins the process while its cgroup is read: if the PID was reused meanwhile, the
-    signal goes to the pinned (dead) process and fails, never to the newcomer.
-    """
-    sent = []
-    for pid in map(int, pids):
-        try:
-            fd = os.pidfd_open(pid)
-        except ProcessLookupError:
-            continue
-        except OSError:  # no pidfd (an old kernel): check, then signal by number
-            fd = -1
-        try:
-            if not _belongs(pid, container_id):
-                continue
-            if fd >= 0:
-                signal.pidfd_send_signal(fd, sig)
-            else:
-                os.kill(pid, sig)
-            sent.append(pid)
-        except ProcessLookupError:
-            continue
-        finally:
-            if fd >= 0:
-                os.close(fd)
-    return sent
-
-
-def _stopped(pid: int) -> bool:
-    """Whether a host process is stopped by a signal (``T`` in ``/proc/PID/stat``)."""
-    try:
-        stat = Path(f"/proc/{int(pid)}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rpartition(")")[2].split()[:1] == ["T"]
+    return checked_pids(ref, [pid], "crash")[0]
 
 
 def _network_of(engine: Engine, ref: Ref, network: str | None) -> str:
@@ -492,7 +401,7 @@ def residue(engine: Engine) -> list[dict[str, Any]]:
         still = {"pause": state == "paused", "stop": state == "exited",
                  "kill": state == "exited", "crash": state == "exited",
                  "disconnect": bool(item.get("network")) and item["network"] not in nets,
-                 "delay": any(_stopped(pid) and _belongs(pid, cid)
+                 "delay": any(is_stopped(pid) and belongs(pid, cid)
                               for pid in item.get("pids") or () if isinstance(pid, int)),
                  }.get(item["kind"], True)
         out.append({**item, "state": state, "still_in_place": still})

@@ -153,7 +153,8 @@ def test_cpu_hog_and_disconnect(clean, demo) -> None:
 def test_delay_residue_after_the_injector_dies(clean, demo, tmp_path, monkeypatch) -> None:
     """RELIABILITY row 17 for a delay: its thaw dies with the injector; the stopped processes
     are reported and continued."""
-    from opskit.chaos import _stopped, undo_residue
+    from opskit.chaos import undo_residue
+    from opskit.hostpids import is_stopped
 
     ops, name = clean, unique("stuck")
     cid = web(ops, name)
@@ -161,7 +162,7 @@ def test_delay_residue_after_the_injector_dies(clean, demo, tmp_path, monkeypatc
     [found] = [r for r in ops.chaos_residue() if r["container_id"] == cid]
     assert found["kind"] == "delay" and found["still_in_place"] and found["state"] == "running"
     undo_residue(ops.engine, found)
-    assert not any(_stopped(pid) for pid in found["pids"])
+    assert not any(is_stopped(pid) for pid in found["pids"])
     assert not [r for r in ops.chaos_residue() if r["container_id"] == cid]
 
 
@@ -171,22 +172,23 @@ def test_delay_holds_requests_then_lets_them_through(clean, demo) -> None:
     after it, and the container never changed state in the engine's eyes."""
     import urllib.request
 
-    from opskit.chaos import _stopped
+    from opskit.hostpids import is_stopped
 
     ops, name = clean, unique("delay")
     cid = web(ops, name, ports={8080: None})
     port = ops.inspect(cid).ports["8080/tcp"].rpartition(":")[2]
     url = f"http://127.0.0.1:{port}/health"
     fault = ops.chaos("delay", name, seconds=1.5)
-    assert fault.details["pids"] and all(_stopped(pid) for pid in fault.details["pids"])
+    alive = [pid for pid in fault.details["pids"] if os.path.exists(f"/proc/{pid}")]
+    assert alive and all(is_stopped(pid) for pid in alive), "a probe may have ended meanwhile"
     started = time.monotonic()
     with urllib.request.urlopen(url, timeout=10) as answer:
         assert answer.status == 200
     assert time.monotonic() - started > 1.0, "the request waited for the delay"
     until_free = time.monotonic() + 5
-    while any(_stopped(pid) for pid in fault.details["pids"]) and time.monotonic() < until_free:
+    while any(is_stopped(pid) for pid in fault.details["pids"]) and time.monotonic() < until_free:
         time.sleep(0.05)
-    assert not any(_stopped(pid) for pid in fault.details["pids"])
+    assert not any(is_stopped(pid) for pid in fault.details["pids"])
     with urllib.request.urlopen(url, timeout=10) as answer:
         assert answer.status == 200
     assert ops.inspect(cid).state == "running"
@@ -251,13 +253,13 @@ def bystander() -> Any:
 def test_pids_outside_the_container_are_refused(bystander) -> None:
     """The check itself, without an engine: a live PID whose cgroup does not name the
     container, or no live PID at all, is refused."""
-    from opskit.chaos import _checked_pids
+    from opskit.hostpids import checked_pids
     from opskit.targets import Ref
 
     ref = Ref(id="ab" * 32, name="web-1", state="running")
     for pids in ([bystander.pid], [os.getpid()], [2 ** 22 + 1], []):
         with pytest.raises(opskit.InvalidTarget, match="PID namespace") as caught:
-            _checked_pids(ref, pids, "crash")
+            checked_pids(ref, pids, "crash")
         assert "Hint:" in str(caught.value)
     assert bystander.poll() is None
 
@@ -268,7 +270,7 @@ def test_a_pid_that_is_not_the_containers_is_never_signalled(clean, demo, observ
                                                              monkeypatch, kind) -> None:
     """An engine whose PID namespace is not ours reports PIDs that name other processes here:
     the fault is refused before any record or signal, and the bystander lives on."""
-    from opskit.chaos import _stopped
+    from opskit.hostpids import is_stopped
 
     ops, name = clean, unique(f"ns{kind}")
     cid = web(ops, name)
@@ -297,13 +299,13 @@ def test_a_pid_that_is_not_the_containers_is_never_signalled(clean, demo, observ
         ops.chaos(kind, name, seconds=2.0)
     assert str(bystander.pid) in str(caught.value) and "kind='kill'" in (caught.value.hint or "")
     time.sleep(0.3)
-    assert bystander.poll() is None and not _stopped(bystander.pid), "the bystander lives on"
+    assert bystander.poll() is None and not is_stopped(bystander.pid), "the bystander lives on"
     monkeypatch.undo()
     observer.barrier()
     assert observer.count("die", cid) == 0 and observer.error is None
     assert ops.inspect(cid).state == "running"
     pids = [int(row[1]) for row in api.top(cid)["Processes"]]
-    assert pids and not any(_stopped(pid) for pid in pids), "nothing of the container stopped"
+    assert pids and not any(is_stopped(pid) for pid in pids), "nothing of the container stopped"
     assert not [r for r in ops.chaos_residue() if r["container_id"] == cid]
     journaled = ops.actions()
     assert name not in set(journaled["container"].astype(str)), "refused before any record"
