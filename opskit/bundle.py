@@ -55,8 +55,9 @@ if TYPE_CHECKING:
     from .ops import Ops
     from .replay import Scenario
 
-__all__ = ["DEFAULT_MAX_BYTES", "FORMAT", "SUFFIX", "TABLES", "Analysis", "Bundle", "Source",
-           "analysis", "open_bundle", "record", "watchdog_bundle", "write_bundle"]
+__all__ = ["DEFAULT_MAX_BYTES", "DEFAULT_OPEN_BYTES", "FORMAT", "SUFFIX", "TABLES", "Analysis",
+           "Bundle", "Source", "analysis", "open_bundle", "record", "watchdog_bundle",
+           "write_bundle"]
 
 log = logging.getLogger("opskit")
 
@@ -67,6 +68,7 @@ MANIFEST = "manifest.json"
 TABLES = ("containers", "inspections", "stats", "events", "logs", "health", "actions",
           "findings")
 DEFAULT_MAX_BYTES = 100 * 2**20
+DEFAULT_OPEN_BYTES = 256 * 2**20
 
 
 class Source(Protocol):
@@ -182,32 +184,62 @@ class Bundle:
         return replay_figure(self.replay(scenarios), title=f"What-if replay of {self.name}")
 
 
-def open_bundle(path: str | Path) -> Bundle:
+def open_bundle(path: str | Path, *, max_bytes: int = DEFAULT_OPEN_BYTES) -> Bundle:
     """Open a bundle file; needs no engine (and never imports docker).
 
+    A bundle may come from anywhere, so nothing in it is trusted: the zip's directory is
+    judged before any member is read, each member is read no further than it declares, the
+    manifest is checked field by field, and each table's size in memory is estimated before
+    it is decoded. The limits:
+
+    * the file, and its members together uncompressed, at most ``max_bytes`` (256 MiB by
+      default, :data:`DEFAULT_OPEN_BYTES`: 2.5 times what :func:`record` writes by default);
+    * no member over 1 MiB expanding more than 100:1 (:data:`~opskit.bundle_format.MAX_RATIO`);
+      members stored or deflated, not encrypted, no name twice;
+    * the decoded tables at most 8 x ``max_bytes`` together (2 GiB by default), counting
+      8 bytes a cell and every text value once per row.
+
+    Args:
+        path: the ``.opsb`` file.
+        max_bytes: raise it to open a larger bundle you trust.
+
     Raises:
-        InvalidBundle: the file is missing, not a zip, or not an opskit bundle this version
-            reads.
+        InvalidBundle: naming what is wrong: the file is missing or not a zip; a limit above
+            (which member, which limit); no manifest, or one that is not a JSON object, is
+            nested too deeply, has a field of the wrong type, or another format or version; a
+            table whose Parquet member cannot be read.
     """
-    from .bundle_parts import JSON_COLUMNS, decode
+    from .bundle_format import (
+        DECODED_FACTOR,
+        check_manifest,
+        load_manifest,
+        open_tables,
+        read_member,
+        zip_members,
+    )
 
     source = Path(path)
+    where = str(source)
     try:
+        size = source.stat().st_size
+        if size > max_bytes:
+            raise InvalidBundle(where, f"the file holds {size} bytes, more than max_bytes="
+                                f"{max_bytes}; open_bundle(path, max_bytes=N) opens a larger "
+                                "bundle you trust")
         with zipfile.ZipFile(source) as archive:
-            manifest = json.loads(archive.read(MANIFEST))
-            if manifest.get("format") != FORMAT or manifest.get("version") != VERSION:
-                raise InvalidBundle(str(source), f"format {manifest.get('format')!r} version "
-                                    f"{manifest.get('version')!r} is not {FORMAT!r} {VERSION}")
-            tables = {}
-            for kind in TABLES:
-                meta = manifest["tables"][kind]
-                tables[kind] = decode(archive.read(meta["file"]), meta["dtypes"],
-                                      JSON_COLUMNS.get(kind, ()))
-    except (OSError, zipfile.BadZipFile, KeyError, ValueError) as exc:
-        if isinstance(exc, InvalidBundle):
-            raise
-        raise InvalidBundle(str(source), f"{type(exc).__name__}: {exc}") from exc
-    return Bundle(source, manifest, tables)
+            members = zip_members(archive, where, max_bytes)
+            if MANIFEST not in members:
+                raise InvalidBundle(where, f"it holds no {MANIFEST}")
+            manifest = load_manifest(read_member(archive, members[MANIFEST], where), where)
+            check_manifest(manifest, where, members, format=FORMAT, version=VERSION,
+                           tables=TABLES)
+            tables = open_tables(archive, manifest, members, where, TABLES,
+                                 DECODED_FACTOR * max_bytes)
+        return Bundle(source, manifest, tables)
+    except InvalidBundle:
+        raise
+    except (OSError, zipfile.BadZipFile, ValueError, KeyError, TypeError) as exc:
+        raise InvalidBundle(where, f"{type(exc).__name__}: {exc}") from exc
 
 
 def write_bundle(path: str | Path, manifest: Mapping[str, Any],
@@ -347,7 +379,8 @@ def record(ops: Ops, name: str, services: Sequence[str] | None = None, since: An
     log_frames, probe_frames = [], []
     for cid, cname in zip(ids, names, strict=True):
         try:
-            log_frames.append(read_logs(engine, cid, since=start, until=end, tail=logs_tail,
+            log_frames.append(read_logs(engine, cid, since=start, until=end,
+                                        tail="all" if logs_tail is None else logs_tail,
                                         report=reports["logs"]))
             probe_frames.append(ops.health(cid))
         except OpsKitError as exc:

@@ -9,8 +9,6 @@ functions that read or write a bundle, so ``import opskit`` stays free of pandas
 from __future__ import annotations
 
 import html
-import io
-import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
@@ -19,6 +17,7 @@ from typing import Any
 import pandas as pd
 
 from . import labels as L
+from .bundle_format import JSON_COLUMNS, NAME_COLUMN, TIME_COLUMN, decode, encode
 from .findings import Finding
 from .redact import MASK, RedactionReport, is_secret_name, redact_text
 from .units import parse_time
@@ -28,16 +27,8 @@ __all__ = ["FINDING_COLUMNS", "JSON_COLUMNS", "Table", "availability_by_service"
            "make_table", "pick_events", "redaction_table", "render", "report_blocks",
            "rule_findings", "scrub", "scrub_value", "target_names", "tidy"]
 
-JSON_COLUMNS: Mapping[str, tuple[str, ...]] = {
-    "events": ("attributes",), "actions": ("details",), "findings": ("evidence",),
-    "inspections": ("attrs",)}
 FINDING_COLUMNS = ["since", "container", "service", "kind", "severity", "failure_class", "hint",
                    "evidence", "key", "container_id", "source"]
-_NAME_COLUMN = {"containers": "name", "stats": "name", "events": "name", "logs": "container",
-                "health": "container", "actions": "container", "findings": "container",
-                "inspections": "name"}
-_TIME_COLUMN = {"events": "ts", "stats": "ts", "logs": "ts", "health": "ts", "actions": "ts",
-                "findings": "since"}
 _CLASS_OF = {"unhealthy": "communication", "crash_loop": "recovery", "quarantined": "recovery",
              "interrupted_recovery": "recovery", "probe_error": "detection"}
 
@@ -82,15 +73,15 @@ class Table(pd.DataFrame):  # type: ignore[misc]
 
     def _select(self, target: str | Sequence[str] | None) -> pd.DataFrame:
         frame = pd.DataFrame(self)
-        if target is None or _NAME_COLUMN[self._kind] not in frame:
+        if target is None or NAME_COLUMN[self._kind] not in frame:
             return frame
         wanted: set[str] = set()
         for item in [target] if isinstance(target, str) else target:
             wanted.update(self._names.get(item, [item]))
-        return frame[frame[_NAME_COLUMN[self._kind]].astype(str).isin(wanted)]
+        return frame[frame[NAME_COLUMN[self._kind]].astype(str).isin(wanted)]
 
     def _window(self, frame: pd.DataFrame, since: Any = None, until: Any = None) -> pd.DataFrame:
-        column = _TIME_COLUMN.get(self._kind)
+        column = TIME_COLUMN.get(self._kind)
         end = self._until
         for bound, keep in ((parse_time(since, now=end), "ge"), (parse_time(until, now=end), "le")):
             if bound is not None and column in frame:
@@ -186,39 +177,6 @@ def availability_by_service(events: pd.DataFrame, start: datetime, end: datetime
 
 
 # -- Parquet -------------------------------------------------------------------------------------
-
-
-def encode(frame: pd.DataFrame, json_columns: Iterable[str] = ()
-           ) -> tuple[bytes, dict[str, str]]:
-    """A frame as Parquet bytes (zstd) and its dtypes; ``json_columns`` (dicts) become JSON."""
-    out = frame.reset_index(drop=True).copy()
-    for column in json_columns:
-        out[column] = pd.Series([json.dumps(v, default=str, sort_keys=True) for v in out[column]],
-                                dtype=object)
-    buffer = io.BytesIO()
-    out.to_parquet(buffer, index=False, compression="zstd")
-    return buffer.getvalue(), {str(c): str(t) for c, t in frame.dtypes.items()}
-
-
-def decode(data: bytes, dtypes: Mapping[str, str], json_columns: Iterable[str] = ()
-           ) -> pd.DataFrame:
-    """Read what :func:`encode` wrote, with the recorded dtypes (``object`` columns included)."""
-    frame = pd.read_parquet(io.BytesIO(data))
-    for column in json_columns:
-        frame[column] = pd.Series([json.loads(v) if isinstance(v, str) else None
-                                   for v in frame[column]], dtype=object, index=frame.index)
-    for column, dtype in dtypes.items():
-        if str(frame[column].dtype) == dtype:
-            continue
-        if dtype == "object":
-            values = frame[column].astype(object)
-            frame[column] = values.where(values.notna(), None)
-        else:  # an empty table loses its categories' type, for one
-            frame[column] = frame[column].astype(dtype)
-    return frame
-
-
-# -- the last redaction pass ---------------------------------------------------------------------
 
 
 def scrub_value(value: Any, report: RedactionReport, category: str) -> Any:

@@ -8,10 +8,15 @@ docker-py reads an exec's output with no socket timeout at all, so a command tha
 blocks its caller forever (RELIABILITY row 6). With ``timeout=`` the output is read on a helper
 thread and the caller stops waiting at the deadline; the connection is then shut down, which
 ends the reading thread too.
+
+Each stream keeps at most ``max_output`` bytes (1 MiB by default, :data:`DEFAULT_MAX_OUTPUT`):
+the rest is read and counted, so the command runs to its end and its exit code is real, but not
+kept; the result then says ``truncated=True`` and the stream ends with a marker line.
 """
 
 from __future__ import annotations
 
+import codecs
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -23,7 +28,11 @@ from .engine import Engine
 from .redact import redact_argv, redact_text
 from .targets import resolve_one
 
-__all__ = ["ExecResult", "exec_run"]
+__all__ = ["DEFAULT_MAX_OUTPUT", "ExecResult", "exec_run"]
+
+DEFAULT_MAX_OUTPUT = 2**20
+"""Bytes kept of each stream of an exec unless told otherwise (1 MiB): a log dump or a runaway
+loop cannot fill the caller's memory, while any answer a runbook branches on fits."""
 
 
 @dataclass(frozen=True, repr=False)
@@ -37,8 +46,11 @@ class ExecResult:
         container: the container's name; ``id`` its full ID.
         command: the command run, as given.
         exit_code: the command's exit code.
-        stdout, stderr: the two streams, decoded as UTF-8.
+        stdout, stderr: the two streams, decoded as UTF-8. A stream cut at ``max_output``
+            ends with the line ``[opskit: output cut at N bytes; M more bytes not kept]``.
         duration: seconds.
+        truncated: True when a stream was cut; ``dropped`` says how many bytes of stdout and
+            of stderr were read but not kept.
     """
 
     container: str
@@ -48,12 +60,15 @@ class ExecResult:
     stdout: str
     stderr: str
     duration: float
+    truncated: bool = False
+    dropped: tuple[int, int] = (0, 0)
 
     def __repr__(self) -> str:
+        cut = f", truncated=True, dropped={self.dropped!r}" if self.truncated else ""
         return (f"ExecResult(container={self.container!r}, "
                 f"command={tuple(redact_argv(self.command))!r}, exit_code={self.exit_code}, "
                 f"stdout={redact_text(self.stdout)!r}, stderr={redact_text(self.stderr)!r}, "
-                f"duration={self.duration:.3f})")
+                f"duration={self.duration:.3f}{cut})")
 
     @property
     def output(self) -> str:
@@ -69,6 +84,7 @@ class ExecResult:
 def exec_run(engine: Engine, target: str, command: Sequence[str] | str, *,
              user: str | None = None, workdir: str | None = None,
              env: Mapping[str, str] | None = None, timeout: float | None = None,
+             max_output: int | None = DEFAULT_MAX_OUTPUT,
              allow_foreign: bool = False) -> ExecResult:
     """Run ``command`` in a running container: ``docker exec [-u U] [-w DIR] TARGET CMD...``.
 
@@ -83,11 +99,16 @@ def exec_run(engine: Engine, target: str, command: Sequence[str] | str, *,
             long as it runs, as ``docker exec`` does. At the deadline opskit stops reading and
             raises; the engine has no way to stop an exec, so the command may still be
             running inside the container.
+        max_output: bytes kept of each stream, 1 MiB by default; ``None`` keeps everything,
+            as ``docker exec`` does. What passes the cap is read to the end (so the exit code
+            is the command's) but not kept: the result has ``truncated=True`` and the stream
+            ends with a marker line. Bound the time with ``timeout``.
         allow_foreign: act on a container outside opskit's scope.
 
     Raises:
         ContainerNotFound, OutOfScope, InvalidTarget (a service of several replicas, an empty
-        command, a timeout that is not a positive number),
+        command, a timeout that is not a positive number, a ``max_output`` that is not a
+        positive whole number),
         EngineError (the container is not running, the program does not exist, or the
         command did not finish within ``timeout``), EngineUnavailable.
     """
@@ -100,46 +121,86 @@ def exec_run(engine: Engine, target: str, command: Sequence[str] | str, *,
         raise errors.InvalidTarget(target, f"was given exec timeout={timeout!r}",
                                    hint="pass a number of seconds above 0, or None to wait for "
                                    "the command however long it runs.")
+    if max_output is not None and (isinstance(max_output, bool)
+                                   or not isinstance(max_output, int) or max_output <= 0):
+        raise errors.InvalidTarget(target, f"was given exec max_output={max_output!r}",
+                                   hint="pass a number of bytes above 0 (for example 2**20), "
+                                   "or None to keep all the output.")
     ref = resolve_one(engine, target, action="exec in", allow_foreign=allow_foreign)
     what = f"exec of {cmd[0]!r} in {ref.name}"
     started = time.monotonic()
+    out, err = _Capped(max_output), _Capped(max_output)
     try:
         created = engine.api.exec_create(ref.id, list(cmd), stdout=True, stderr=True,
                                          user=user or "", workdir=workdir,
                                          environment=dict(env or {}) or None)
+        stream = engine.api.exec_start(created["Id"], stream=True, demux=True)
         if timeout is None:
-            out, err = engine.api.exec_start(created["Id"], demux=True)
+            try:
+                _pump(stream, out, err)
+            finally:
+                _close(stream)
         else:
-            out, err = _read_until(engine, created["Id"], timeout, what)
+            _read_until(stream, created["Id"], out, err, timeout, what)
         code = engine.api.exec_inspect(created["Id"]).get("ExitCode")
     except Exception as exc:
         raise errors.translate(exc, what, host=engine.host, target=ref.name) from exc
     return ExecResult(container=ref.name, id=ref.id, command=cmd,
                       exit_code=int(code if code is not None else -1),
-                      stdout=(out or b"").decode("utf-8", "replace"),
-                      stderr=(err or b"").decode("utf-8", "replace"),
-                      duration=time.monotonic() - started)
+                      stdout=out.text(), stderr=err.text(),
+                      duration=time.monotonic() - started,
+                      truncated=bool(out.dropped or err.dropped),
+                      dropped=(out.dropped, err.dropped))
 
 
-def _read_until(engine: Engine, exec_id: str, timeout: float, what: str
-                ) -> tuple[bytes, bytes]:
-    """Start the exec and collect its two streams, giving up at ``timeout`` seconds.
+class _Capped:
+    """One stream's bytes, keeping the first ``limit`` and counting the rest."""
+
+    def __init__(self, limit: int | None) -> None:
+        self.limit = limit
+        self.parts: list[bytes] = []
+        self.kept = 0
+        self.dropped = 0
+
+    def add(self, chunk: bytes) -> None:
+        room = len(chunk) if self.limit is None else max(0, self.limit - self.kept)
+        if room:
+            self.parts.append(chunk[:room])
+            self.kept += min(room, len(chunk))
+        self.dropped += len(chunk) - min(room, len(chunk))
+
+    def text(self) -> str:
+        data = b"".join(self.parts)
+        if not self.dropped:
+            return data.decode("utf-8", "replace")
+        # not final: a character cut in two at the limit is left out, not shown as U+FFFD
+        text = codecs.getincrementaldecoder("utf-8")("replace").decode(data, final=False)
+        newline = "" if not text or text.endswith("\n") else "\n"
+        return (f"{text}{newline}[opskit: output cut at {self.limit} bytes; {self.dropped} more "
+                "bytes not kept]\n")
+
+
+def _pump(stream: Any, out: _Capped, err: _Capped) -> None:
+    """Read an exec's demultiplexed ``(stdout, stderr)`` chunks to the end of the stream."""
+    for stdout, stderr in stream:
+        if stdout:
+            out.add(stdout)
+        if stderr:
+            err.add(stderr)
+
+
+def _read_until(stream: Any, exec_id: str, out: _Capped, err: _Capped, timeout: float,
+                what: str) -> None:
+    """Collect an exec's two streams, giving up at ``timeout`` seconds.
 
     The blocking read runs on a daemon thread; at the deadline the stream is closed (a socket
     shutdown, which wakes the blocked read) and :class:`~opskit.errors.EngineError` is raised.
     """
-    stream = engine.api.exec_start(exec_id, stream=True, demux=True)
-    out: list[bytes] = []
-    err: list[bytes] = []
     failure: list[BaseException] = []
 
     def pump() -> None:
         try:
-            for stdout, stderr in stream:
-                if stdout:
-                    out.append(stdout)
-                if stderr:
-                    err.append(stderr)
+            _pump(stream, out, err)
         except BaseException as exc:  # handed to the caller's thread
             failure.append(exc)
 
@@ -156,7 +217,6 @@ def _read_until(engine: Engine, exec_id: str, timeout: float, what: str
     _close(stream)
     if failure:
         raise failure[0]
-    return b"".join(out), b"".join(err)
 
 
 def _close(stream: Any) -> None:

@@ -3,15 +3,22 @@
 Each stream (stdout, stderr) is read separately so every line keeps its stream; lines arrive
 through the engine's streaming endpoint and go straight into column lists, so a long log is held
 once. A service's replicas are merged in time order.
+
+Unlike ``docker logs``, :func:`read_logs` does not read every line unless asked: by default it
+reads the last :data:`DEFAULT_TAIL` (10 000) lines of each container, so a container that has
+logged for months cannot fill the caller's memory. The frame says when lines were left out:
+``frame.attrs["truncated"]`` names the containers whose older lines the tail cut, and
+``frame.attrs["tail"]`` is the tail applied (``None`` for every line).
 """
 
 from __future__ import annotations
 
+import logging
 import re
 import struct
 from collections.abc import Iterator
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from . import errors
 from .engine import Engine
@@ -23,10 +30,16 @@ from .units import parse_time
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["LOG_COLUMNS", "iter_log_lines", "read_logs"]
+__all__ = ["DEFAULT_TAIL", "LOG_COLUMNS", "iter_log_lines", "read_logs"]
+
+log = logging.getLogger("opskit")
 
 LOG_COLUMNS = ["ts", "container", "stream", "line"]
 STREAMS = ("stdout", "stderr")
+DEFAULT_TAIL = 10_000
+"""Lines per container :func:`read_logs` reads unless told otherwise: about 1 to 5 MiB of a
+typical log, enough for an incident window, bounded for a container that has logged for months.
+"""
 
 
 class _LineSplitter:
@@ -105,15 +118,17 @@ def _parse(text: str, stream: int) -> tuple[datetime | None, str, str]:
 
 
 def read_logs(engine: Engine, target: str, *, since: Any = None, until: Any = None,
-              tail: int | None = None, grep: str | None = None,
+              tail: int | Literal["all"] | None = None, grep: str | None = None,
               streams: tuple[str, ...] = STREAMS, redact: bool = True,
               report: RedactionReport | None = None) -> pd.DataFrame:
-    """Logs of a container or service: ``docker logs -t [--since] [--until] [--tail] TARGET``.
+    """Logs of a container or service: ``docker logs -t [--since] [--until] --tail N TARGET``.
 
     Args:
         target: a container, an ID, or a service (replicas merged in time order).
         since, until: datetimes, ISO strings, Unix times, or ages such as ``"5m"``.
-        tail: the last N lines of each container.
+        tail: the last N lines of each container (counted before ``grep``, as ``docker logs
+            --tail``). ``None`` (the default) is :data:`DEFAULT_TAIL`, 10 000 lines;
+            ``"all"`` reads every line, as ``docker logs`` does without ``--tail``.
         grep: keep only lines matching this regular expression.
         streams: which streams to read.
         redact: mask secrets in the lines (on by default; ``grep`` sees the masked line).
@@ -121,12 +136,25 @@ def read_logs(engine: Engine, target: str, *, since: Any = None, until: Any = No
 
     Returns:
         A DataFrame with columns ts (UTC), container (category), stream (category), line.
+        ``frame.attrs["truncated"]`` lists the containers (sorted) that had older lines the
+        tail left out (empty when nothing was cut); ``frame.attrs["tail"]`` is the tail
+        applied, ``None`` for ``"all"``.
 
     Raises:
-        ContainerNotFound; InvalidTarget for a bad regex or time.
+        ContainerNotFound; InvalidTarget for a bad regex, time or tail.
     """
     import pandas as pd
 
+    if tail is None:
+        limit: int | None = DEFAULT_TAIL
+    elif tail == "all":
+        limit = None
+    elif isinstance(tail, int) and not isinstance(tail, bool) and tail >= 0:
+        limit = tail
+    else:
+        raise errors.InvalidTarget(target, f"was given logs tail={tail!r}",
+                                   hint="pass a number of lines (0 or more), or 'all' for every "
+                                   "line.")
     try:
         pattern = re.compile(grep) if grep else None
         start, end = parse_time(since), parse_time(until)
@@ -138,9 +166,15 @@ def read_logs(engine: Engine, target: str, *, since: Any = None, until: Any = No
     names: list[str] = []
     kinds: list[str] = []
     lines: list[str] = []
+    truncated: list[str] = []
     for ref in resolve(engine, target):
-        for stamp, stream, line in iter_log_lines(engine, ref, streams=streams, since=start,
-                                                  until=end, tail=tail):
+        # One line more than the tail: when it comes, older lines exist and were left out.
+        read = list(iter_log_lines(engine, ref, streams=streams, since=start, until=end,
+                                   tail=None if limit is None else limit + 1))
+        if limit is not None and len(read) > limit:
+            read = read[len(read) - limit:]
+            truncated.append(ref.name)
+        for stamp, stream, line in read:
             if redact:
                 line = redact_text(line, report=report, table="logs")
             if pattern is not None and not pattern.search(line):
@@ -149,6 +183,9 @@ def read_logs(engine: Engine, target: str, *, since: Any = None, until: Any = No
             names.append(ref.name)
             kinds.append(stream)
             lines.append(line)
+    if truncated and tail is None:
+        log.info("logs of %s: only the last %d lines of each container were read; pass "
+                 "tail='all' for every line", ", ".join(truncated), limit)
     frame = pd.DataFrame({
         "ts": pd.to_datetime(pd.Series(ts, dtype="object"), utc=True).astype(
             "datetime64[ns, UTC]"),
@@ -156,4 +193,6 @@ def read_logs(engine: Engine, target: str, *, since: Any = None, until: Any = No
         "stream": pd.Categorical(kinds, categories=list(streams)),
         "line": pd.Series(lines, dtype="string"),
     })
-    return frame.sort_values("ts", kind="stable", ignore_index=True)
+    frame = frame.sort_values("ts", kind="stable", ignore_index=True)
+    frame.attrs.update(truncated=sorted(truncated), tail=limit)
+    return frame

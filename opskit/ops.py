@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from . import chaos, execute, images, inspection, listing, logs, manage, network, transfer
 from . import deploy as _deploy
@@ -185,9 +185,10 @@ class Ops:
         self._journal = EventJournal(self.engine, path, **kw)
         return self._journal
 
-    def logs(self, target: str, *, since: Any = None, until: Any = None, tail: int | None = None,
-             grep: str | None = None) -> Any:
-        """``docker logs -t TARGET`` as a DataFrame; see :func:`opskit.logs.read_logs`."""
+    def logs(self, target: str, *, since: Any = None, until: Any = None,
+             tail: int | Literal["all"] | None = None, grep: str | None = None) -> Any:
+        """``docker logs -t TARGET`` as a DataFrame, the last 10,000 lines of each container
+        unless ``tail="all"``; see :func:`opskit.logs.read_logs`."""
         return logs.read_logs(self.engine, target, since=since, until=until, tail=tail,
                               grep=grep)
 

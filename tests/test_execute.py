@@ -1,5 +1,5 @@
-"""exec: a deadline that really ends the wait (RELIABILITY row 6), streams kept apart, and a
-repr that shows no secret (row 13)."""
+"""exec: a deadline that really ends the wait (RELIABILITY row 6), streams kept apart, output
+capped per stream with a marker, and a repr that shows no secret (row 13)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 from conftest import demo_web_in_scope
 
 import opskit
-from opskit.execute import ExecResult
+from opskit.execute import DEFAULT_MAX_OUTPUT, ExecResult, _Capped
 
 SCOPE = "fixA"
 
@@ -83,3 +83,55 @@ def test_repr_without_an_engine() -> None:
     text = repr(result)
     assert "CANARY" not in text
     assert "'--password', '***'" in text and "web-1" in text and "exit_code=0" in text
+
+
+@pytest.mark.engine
+@pytest.mark.parametrize("timeout", [None, 30.0])
+def test_output_is_capped_per_stream_and_the_exit_code_is_real(web: tuple[opskit.Ops, str],
+                                                               timeout: float | None) -> None:
+    ops, name = web
+    big = 3 * 2**20
+    result = ops.exec(name, f"head -c {big} /dev/zero | tr '\\0' x; echo small >&2; exit 7",
+                      timeout=timeout)
+    assert result.exit_code == 7, "the command ran to its end although its output was cut"
+    assert result.truncated and result.dropped == (big - DEFAULT_MAX_OUTPUT, 0)
+    kept, marker = result.stdout.rsplit("\n", 2)[0], result.stdout.rsplit("\n", 2)[1]
+    assert kept == "x" * DEFAULT_MAX_OUTPUT
+    assert marker == f"[opskit: output cut at {DEFAULT_MAX_OUTPUT} bytes; " \
+        f"{big - DEFAULT_MAX_OUTPUT} more bytes not kept]"
+    assert result.stderr == "small\n", "each stream has its own cap"
+    assert "truncated=True" in repr(result)
+
+    whole = ops.exec(name, f"head -c {big} /dev/zero", max_output=None, timeout=timeout)
+    assert len(whole.stdout) == big and not whole.truncated and whole.dropped == (0, 0)
+    small = ops.exec(name, "echo 0123456789 >&2", max_output=4, timeout=timeout)
+    assert small.stderr == "0123\n[opskit: output cut at 4 bytes; 7 more bytes not kept]\n"
+    assert small.truncated and small.dropped == (0, 7) and small.stdout == ""
+
+
+@pytest.mark.engine
+@pytest.mark.parametrize("bad", [0, -5, True, 1.5, "1M"])
+def test_a_bad_max_output_is_refused_before_anything_runs(web: tuple[opskit.Ops, str],
+                                                          bad: object) -> None:
+    ops, name = web
+    with pytest.raises(opskit.InvalidTarget) as caught:
+        ops.exec(name, ["touch", "/tmp/ran-cap"], max_output=bad)
+    assert "max_output" in str(caught.value) and "Hint:" in str(caught.value)
+    assert ops.exec(name, ["ls", "/tmp"]).stdout.split().count("ran-cap") == 0
+
+
+def test_the_cap_keeps_whole_characters_and_says_what_was_cut() -> None:
+    capped = _Capped(5)
+    for chunk in ("hé".encode(), "llo wörld".encode()):
+        capped.add(chunk)
+    assert (capped.kept, capped.dropped) == (5, 8)
+    assert capped.text() == "héll\n[opskit: output cut at 5 bytes; 8 more bytes not kept]\n"
+    cut = _Capped(3)
+    cut.add("aé".encode())  # 3 bytes fit exactly
+    cut.add(b"b")
+    assert cut.text().startswith("a\u00e9\n[opskit: output cut at 3 bytes; 1 more")
+    whole = _Capped(None)
+    whole.add(b"x" * 10_000)
+    assert whole.text() == "x" * 10_000 and whole.dropped == 0
+    assert ExecResult(container="w", id="c", command=("x",), exit_code=0, stdout="", stderr="",
+                      duration=0.1).truncated is False, "old constructors still work"

@@ -15,7 +15,7 @@ from conftest import demo_web_in_scope
 
 import opskit
 from opskit import transfer
-from opskit.transfer import safe_member
+from opskit.transfer import check_members, safe_member
 
 SCOPE = "fixA"
 
@@ -52,16 +52,31 @@ def _extract(buf: io.BytesIO, dest: Path) -> None:
         tar.extractall(dest, filter=safe_member)
 
 
-def test_links_are_kept_as_links_whatever_they_point_at(tmp_path: Path) -> None:
-    _extract(_tar(_entry("bin", tarfile.DIRTYPE), _file("bin/busybox", b"elf", 0o755),
-                  _entry("bin/sh", tarfile.SYMTYPE, "/bin/busybox"),
-                  _entry("bin/up", tarfile.SYMTYPE, "../../outside"),
-                  _entry("bin/rel", tarfile.SYMTYPE, "busybox"),
-                  _entry("bin/hard", tarfile.LNKTYPE, "bin/busybox")), tmp_path)
-    assert os.readlink(tmp_path / "bin/sh") == "/bin/busybox"
-    assert os.readlink(tmp_path / "bin/up") == "../../outside"
+def test_links_that_stay_inside_are_kept_as_links(tmp_path: Path) -> None:
+    buf = _tar(_entry("bin", tarfile.DIRTYPE), _file("bin/busybox", b"elf", 0o755),
+               _entry("bin/sh", tarfile.SYMTYPE, "/bin/busybox"),
+               _entry("bin/rel", tarfile.SYMTYPE, "busybox"),
+               _entry("bin/up", tarfile.SYMTYPE, "../bin/busybox"),
+               _entry("bin/hard", tarfile.LNKTYPE, "bin/busybox"))
+    with tarfile.open(fileobj=buf, mode="r") as tar:
+        check_members(tar.getmembers())
+    buf.seek(0)
+    _extract(buf, tmp_path)
+    assert os.readlink(tmp_path / "bin/sh") == "/bin/busybox", "absolute, as docker cp keeps it"
     assert (tmp_path / "bin/rel").read_bytes() == b"elf"
+    assert os.readlink(tmp_path / "bin/up") == "../bin/busybox"
     assert (tmp_path / "bin/hard").stat().st_ino == (tmp_path / "bin/busybox").stat().st_ino
+
+
+@pytest.mark.parametrize("target", ["../../outside", "../..", "/../../etc", "a/../../.."])
+def test_a_link_climbing_out_of_the_copy_is_refused_by_the_filter(tmp_path: Path,
+                                                                   target: str) -> None:
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    with pytest.raises(tarfile.FilterError, match="outside the destination"):
+        _extract(_tar(_entry("bin", tarfile.DIRTYPE), _entry("bin/up", tarfile.SYMTYPE, target)),
+                 dest)
+    assert not (dest / "bin" / "up").is_symlink()
 
 
 @pytest.mark.parametrize(("members", "error"), [
@@ -100,6 +115,75 @@ def test_nothing_is_written_through_a_link(tmp_path: Path) -> None:
             _extract(_tar(*members), dest)
     assert sorted(p.name for p in outside.iterdir()) == ["victim"]
     assert (outside / "victim").read_bytes() == b"intact"
+
+
+# -- the whole archive, judged by names before anything is written -----------------------
+
+DIR, SYM, HARD = tarfile.DIRTYPE, tarfile.SYMTYPE, tarfile.LNKTYPE
+
+
+@pytest.mark.parametrize(("members", "says"), [
+    ([_entry("d", DIR), _entry("d/lnk", SYM, "."), _file("d/lnk/evil")],
+     "written through the link 'd/lnk'"),
+    ([_entry("lnk", SYM, "/etc"), _file("lnk/passwd")], "written through the link 'lnk'"),
+    ([_entry("victim", SYM, "/outside/victim"), _file("victim", b"overwritten")],
+     "given twice"),
+    ([_file("same"), _file("same")], "given twice"),
+    ([_entry("a", DIR), _entry("b", SYM, "a"), _entry("up", SYM, "b/../..")],
+     "through the link 'b'"),
+    ([_entry("self", SYM, "self/..")], "through the link 'self'"),
+    ([_entry("up", SYM, "../outside")], "outside the destination"),
+    ([_entry("d", DIR), _entry("d/abs", SYM, "/../../etc")], "outside the destination"),
+    ([_entry("", SYM, ".")], "has no name"),
+    ([_entry("empty", SYM, "")], "empty target"),
+    ([_entry("lnk", SYM, "/etc/passwd"), _entry("hard", HARD, "lnk")], "not a file earlier"),
+    ([_entry("hard", HARD, "later"), _file("later")], "not a file earlier"),
+    ([_entry("hard", HARD, "../evil")], "outside the destination"),
+    ([_entry("hard", HARD, "/etc/passwd")], "absolute"),
+    ([_file("ok"), _file("../evil")], "outside the destination"),
+    ([_file("ok"), _file("/evil")], "absolute"),
+])
+def test_a_hostile_archive_is_refused_whole(tmp_path: Path,
+                                            members: list[tuple[tarfile.TarInfo, bytes]],
+                                            says: str) -> None:
+    with tarfile.open(fileobj=_tar(*members), mode="r") as tar, \
+            pytest.raises(tarfile.FilterError, match=says):
+        check_members(tar.getmembers())
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    with pytest.raises(opskit.CopyFailed, match=says) as caught:
+        transfer._unpack(_tar(*members), ".", dest, "web-1", "/data/.")
+    assert "Hint:" in str(caught.value) and caught.value.container == "web-1"
+    assert list(dest.iterdir()) == [] and sorted(p.name for p in tmp_path.iterdir()) == ["dest"]
+
+
+def _realpath_limit_attack(base_len: int) -> io.BytesIO:
+    """The shape of CVE-2025-4517: links to long folder names, nested until resolving them
+    passes PATH_MAX, where ``os.path.realpath`` (before Python 3.11.13) stops resolving and the
+    ``data`` filter believes ``escape`` is inside; then a file written through ``escape``."""
+    steps = "abcdefghijklmnop"
+    component = "d" * ((os.pathconf("/", "PC_PATH_MAX") - base_len) // (len(steps) + 1))
+    members: list[tuple[tarfile.TarInfo, bytes | None]] = [_entry("data", DIR)]
+    path = "data"
+    for step in steps:
+        members += [_entry(f"{path}/{component}", DIR),
+                    _entry(f"{path}/{step}", SYM, component)]
+        path = f"{path}/{component}"
+    deep = "/".join(steps) + "/" + "l" * 254
+    members += [_entry(f"data/{deep}", SYM, "/".join([".."] * len(steps))),
+                _entry("data/escape", SYM, deep + "/../../../.."),
+                _file("data/escape/pwned", b"outside!")]
+    return _tar(*members)
+
+
+def test_a_chain_of_long_links_writes_nothing_outside(tmp_path: Path) -> None:
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    buf = _realpath_limit_attack(len(str(dest)) + 40)
+    with pytest.raises(opskit.CopyFailed, match="through the link") as caught:
+        transfer._unpack(buf, "data", dest, "web-1", "/data")
+    assert "unsafe archive" in str(caught.value)
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["dest"], "nothing written anywhere"
 
 
 def test_modes_are_made_safe(tmp_path: Path) -> None:
@@ -216,3 +300,47 @@ def test_missing_paths_are_clear_errors(web: tuple[opskit.Ops, str], tmp_path: P
     assert "destination folder does not exist" in str(caught.value)
     with pytest.raises(opskit.CopyFailed):
         ops.copy_from(name, "/", tmp_path)
+
+
+_CHAIN = """set -e
+mkdir -p {root} && cd {root}
+c=$(printf 'd%.0s' $(seq 100)); p=.; steps="a b c d e f g h i j k l m n o p"
+for s in $steps; do mkdir "$p/$c"; ln -s "$c" "$p/$s"; p="$p/$c"; done
+ln -s $(for s in $steps; do printf '../'; done) "$p/last"
+ln -s "$(echo $steps | tr ' ' /)/last/../.." escape
+"""
+
+
+@pytest.mark.engine
+@pytest.mark.parametrize("make", [_CHAIN, "mkdir -p {root}/sub && ln -s ../../../etc {root}/sub/x"])
+def test_links_climbing_out_of_a_container_folder_are_refused(web: tuple[opskit.Ops, str],
+                                                              tmp_path: Path, make: str) -> None:
+    ops, name = web
+    root = f"/tmp/fixa-links-{secrets.token_hex(2)}"
+    made = ops.exec(name, ["sh", "-c", make.format(root=root)])
+    assert made.ok, made
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    with pytest.raises(opskit.CopyFailed) as caught:
+        ops.copy_from(name, root, dest)
+    assert "unsafe archive" in str(caught.value) and caught.value.path == root
+    assert "outside the destination" in str(caught.value) or "through the link" in str(
+        caught.value)
+    assert list(dest.iterdir()) == [] and [p.name for p in tmp_path.iterdir()] == ["dest"]
+
+
+@pytest.mark.engine
+def test_a_copy_stops_at_max_bytes_and_leaves_nothing(web: tuple[opskit.Ops, str],
+                                                      tmp_path: Path) -> None:
+    ops, name = web
+    for src, dest in (("/bin/busybox", tmp_path / "busybox"), ("/bin", tmp_path)):
+        with pytest.raises(opskit.CopyFailed) as caught:
+            ops.copy_from(name, src, dest, max_bytes=64 * 1024)
+        text = str(caught.value)
+        assert caught.value.container == name and caught.value.path == src
+        assert "max_bytes=65536" in text and "Hint:" in text and "max_bytes=" in text
+        assert list(tmp_path.iterdir()) == [], "no partial file, no temporary file"
+    out = ops.copy_from(name, "/bin/busybox", tmp_path, max_bytes=16 * 2**20)
+    assert out.stat().st_size > 64 * 1024
+    with pytest.raises(opskit.InvalidTarget, match="max_bytes"):
+        ops.copy_from(name, "/bin/busybox", tmp_path, max_bytes=0)
