@@ -192,3 +192,23 @@ def test_the_deploy_lock_is_exclusive_per_call(clean, demo) -> None:
         t.join(60)
     assert len(done) + len(refused) == 3 and len(refused) >= 1, (done, refused)
     assert sum(len(d.created) for d in done) == 1, "one container, made once"
+
+
+def test_an_unreadable_image_fails_closed(clean, demo, monkeypatch) -> None:
+    """When the image's labels cannot be read, nothing can tell the container's labels from
+    inherited ones: it is not opskit's (the old check let it pass)."""
+    from opskit import targets
+
+    ops, name = clean, unique("closed")
+    dep = ops.deploy(opskit.ServiceSpec(name=name, image="opskit/demo-web:latest",
+                                        labels={TEST_LABEL: SESSION}), wait="running")
+    targets._IMAGE_LABELS.clear()
+
+    def refuse(image: str) -> dict[str, object]:
+        raise ConnectionError("the engine did not answer about the image")
+
+    monkeypatch.setattr(ops.engine.api, "inspect_image", refuse)
+    with pytest.raises(opskit.OutOfScope, match="could not be read"):
+        ops.stop(name)
+    monkeypatch.undo()
+    assert [r.id for r in ops.stop(name, timeout=1)] == list(dep.ids)
