@@ -329,12 +329,24 @@ class DeployFailed(OpsKitError):
 
 
 class BuildFailed(OpsKitError):
-    """``docker build`` failed; carries the failing step and the log tail."""
+    """``docker build`` failed; carries the failing step and the log tail.
+
+    The engine's message and the log lines are masked (:func:`opskit.redact.redact_lines`: a
+    step's ``RUN mysql -pX``, a key printed by a step) before they are stored or shown.
+
+    Attributes:
+        tag: the reference the image was to get.
+        engine_message: what the engine said (secrets masked).
+        log_tail: the build's log lines (secrets masked).
+    """
 
     def __init__(self, tag: str, message: str, log_tail: Sequence[str] = ()) -> None:
+        from .redact import redact_lines, redact_text
+
         self.tag = tag
-        self.engine_message = message
-        self.log_tail = list(log_tail)
+        self.engine_message = redact_text(message, table="build")
+        self.log_tail = redact_lines([str(line) for line in log_tail], table="build")
+        message = self.engine_message
         tail = (" Last lines: " + " | ".join(x.strip() for x in self.log_tail[-4:] if x.strip())
                 if self.log_tail else "")
         super().__init__(

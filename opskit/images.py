@@ -24,6 +24,7 @@ from typing import Any
 from . import errors
 from . import labels as lbl
 from .engine import Engine
+from .redact import LineRedactor
 
 log = logging.getLogger("opskit")
 
@@ -85,6 +86,9 @@ def build(engine: Engine, path: str | os.PathLike[str], *, tag: str, dockerfile:
           ) -> BuildResult:
     """Build and tag an image from a context folder, like ``docker build --pull=false -t TAG``.
 
+    The build log (``progress``, the result's ``log``, :class:`BuildFailed`) has its secrets
+    masked by :class:`opskit.redact.LineRedactor`.
+
     Args:
         engine: the engine to build on.
         path: the context folder; it must hold ``dockerfile`` (``Dockerfile``), a path in it.
@@ -118,6 +122,7 @@ def build(engine: Engine, path: str | os.PathLike[str], *, tag: str, dockerfile:
     else:
         kwargs["path"] = str(context)
     start, lines, found, step, steps = time.monotonic(), list[str](), "", 0, 0
+    redact = LineRedactor(table="build")  # a step's `RUN mysql -pX` or printed key stays out
     try:
         for entry in engine.api.build(**kwargs):
             if entry.get("error") or entry.get("errorDetail"):
@@ -125,14 +130,15 @@ def build(engine: Engine, path: str | os.PathLike[str], *, tag: str, dockerfile:
                 raise errors.BuildFailed(tag, str(message), lines)
             if isinstance(entry.get("aux"), dict) and entry["aux"].get("ID"):
                 found = str(entry["aux"]["ID"])
-            for line in str(entry.get("stream", "")).splitlines():
-                if not line.strip():
+            for raw in str(entry.get("stream", "")).splitlines():
+                if not raw.strip():
                     continue
+                line = redact(raw)
                 lines.append(line)
-                if match := _STEP.match(line):
+                if match := _STEP.match(raw):
                     step, steps = int(match[1]), int(match[2])
-                elif line.startswith("Successfully built ") and not found:
-                    found = line.split()[-1]
+                elif raw.startswith("Successfully built ") and not found:
+                    found = raw.split()[-1]
                 log.debug("build %s: %s", tag, line)
                 if progress is not None:
                     progress(BuildProgress(tag, step, steps, line))
