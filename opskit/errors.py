@@ -283,7 +283,7 @@ class WaitTimeout(OpsKitError, TimeoutError):
                  last_logs: Sequence[str] = (), reason: str = "") -> None:
         import re
 
-        from .redact import redact_text
+        from .redact import redact_lines, redact_text
 
         self.container = container
         self.condition = condition
@@ -292,7 +292,7 @@ class WaitTimeout(OpsKitError, TimeoutError):
         self.health = health
         self.exit_code = exit_code
         self.last_probe = redact_text(last_probe or "", table="health")
-        self.last_logs = [redact_text(str(line), table="logs") for line in last_logs]
+        self.last_logs = redact_lines([str(line) for line in last_logs], table="logs")
         seen = (redact_text(reason) if reason
                 else f"it is {state or 'unknown'}" + (f"/{health}" if health else ""))
         parts = [f"Container '{container}' did not become {condition} within {timeout:g}s; {seen}"]

@@ -26,7 +26,7 @@ from .engine import Engine, state_dir
 from .event_records import Event
 from .findings import Finding
 from .inspection import redacted_attrs
-from .redact import redact_text
+from .redact import redact_lines, redact_text
 
 log = logging.getLogger("opskit")
 
@@ -74,7 +74,7 @@ def _last_logs(engine: Engine, container_id: str) -> list[str]:
     except Exception as exc:  # evidence is best effort: say what could not be read
         return [f"(logs could not be read: {exc})"]
     text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
-    return [redact_text(line, table="logs") for line in text.splitlines()]
+    return redact_lines(text.splitlines(), table="logs")
 
 
 def capture_evidence(engine: Engine, finding: Finding, *, events: Sequence[Event] = (),

@@ -41,10 +41,13 @@ def parse_engine_time(text: str | None) -> datetime | None:
     return datetime.fromisoformat(stamp).astimezone(UTC)
 
 
-def _redact_command(value: Any, report: RedactionReport | None, table: str) -> Any:
-    """An argv list through :func:`redact_argv`, a shell string through :func:`redact_text`."""
+def _redact_command(value: Any, report: RedactionReport | None, table: str,
+                    program: str = "") -> Any:
+    """An argv list through :func:`redact_argv` (``program``: the command whose arguments it
+    holds, when not its first word), a shell string through :func:`redact_text`."""
     if isinstance(value, list):
-        return redact_argv([str(x) for x in value], report=report, table=table)
+        return redact_argv([str(x) for x in value], report=report, table=table,
+                           program=program)
     if isinstance(value, str):
         return redact_text(value, report=report, table=table)
     return value
@@ -67,7 +70,8 @@ def redacted_attrs(attrs: dict[str, Any], report: RedactionReport | None = None
         if config.get(key):
             config[key] = _redact_command(config[key], report, "command")
     if out.get("Args"):
-        out["Args"] = _redact_command(out["Args"], report, "command")
+        out["Args"] = _redact_command(out["Args"], report, "command",
+                                      program=str(out.get("Path") or ""))
     healthcheck = config.get("Healthcheck") or {}
     if healthcheck.get("Test"):
         healthcheck["Test"] = _redact_command(healthcheck["Test"], report, "healthcheck")

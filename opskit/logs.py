@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from . import errors
 from .engine import Engine
 from .inspection import parse_engine_time
-from .redact import RedactionReport, redact_text
+from .redact import LineRedactor, RedactionReport
 from .targets import Ref, resolve
 from .units import parse_time
 
@@ -174,9 +174,10 @@ def read_logs(engine: Engine, target: str, *, since: Any = None, until: Any = No
         if limit is not None and len(read) > limit:
             read = read[len(read) - limit:]
             truncated.append(ref.name)
+        redactors = {s: LineRedactor(report=report, table="logs") for s in ("stdout", "stderr")}
         for stamp, stream, line in read:
-            if redact:
-                line = redact_text(line, report=report, table="logs")
+            if redact:  # one redactor per stream: a PEM key or YAML secret spans lines
+                line = redactors.setdefault(stream, LineRedactor(report=report))(line)
             if pattern is not None and not pattern.search(line):
                 continue
             ts.append(stamp)
