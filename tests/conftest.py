@@ -113,6 +113,44 @@ def observer(ops: Any) -> Iterator[Any]:
     assert obs.error is None, f"the observer's own stream failed: {obs.error!r}"
 
 
+def deploy_web(ops: Any, name: str, *, retries: int = 1, timeout: float = 20.0,
+               **kw: Any) -> str:
+    """Deploy the demo web with a fast healthcheck (0.5 s, 1 s timeout) in the test scope,
+    wait until healthy, and return its container ID."""
+    import opskit
+
+    health = {"test": ["CMD", "wget", "-q", "-O-", "http://127.0.0.1:8080/health"],
+              "interval": 0.5, "timeout": 1, "retries": retries}
+    spec = opskit.ServiceSpec(name=name, image="opskit/demo-web:latest", healthcheck=health,
+                              labels={TEST_LABEL: SESSION}, **kw)
+    cid: str = ops.deploy(spec, wait="healthy", timeout=timeout).ids[0]
+    return cid
+
+
+@pytest.fixture
+def watchdog(clean: Any, tmp_path: Path) -> Iterator[Any]:
+    """``make(services, **kw)`` starts a watchdog on an event journal of its own (incident
+    bundles off unless ``record_bundles=True``); every one is stopped after the test."""
+    from opskit.journal import EventJournal
+    from opskit.watchdog import Watchdog
+
+    started: list[tuple[Any, Any]] = []
+
+    def make(services: list[str], **kw: Any) -> Any:
+        journal = EventJournal(clean.engine, tmp_path / f"j{len(started)}.jsonl").start()
+        journal.wait_connected(10)
+        kw.setdefault("record_bundles", False)
+        wd = Watchdog(clean.engine, services=services, journal=journal,
+                      actions=clean.action_journal, **kw).start()
+        started.append((wd, journal))
+        return wd
+
+    yield make
+    for wd, journal in started:
+        wd.stop()
+        journal.stop()
+
+
 @pytest.fixture
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on right now."""

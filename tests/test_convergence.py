@@ -9,46 +9,20 @@ after its catch-up barrier, with the observer's own error empty.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from conftest import SESSION, TEST_LABEL, unique, until
+from conftest import deploy_web, unique, until
 
 import opskit
 from opskit import labels as L
-from opskit.journal import EventJournal
 from opskit.policy import RecoveryPolicy
 from opskit.watchdog import Watchdog
 
 pytestmark = pytest.mark.engine
 
-HEALTH = {"test": ["CMD", "wget", "-q", "-O-", "http://127.0.0.1:8080/health"],
-          "interval": 0.5, "timeout": 1, "retries": 2}
-
-
 def web(ops: opskit.Ops, name: str, **kw: Any) -> str:
-    spec = opskit.ServiceSpec(name=name, image="opskit/demo-web:latest", healthcheck=HEALTH,
-                              labels={TEST_LABEL: SESSION}, **kw)
-    return ops.deploy(spec, wait="healthy", timeout=30).ids[0]
-
-
-@pytest.fixture
-def watchdog(clean: opskit.Ops, tmp_path: Any) -> Iterator[Callable[..., Watchdog]]:
-    started: list[tuple[Watchdog, EventJournal]] = []
-
-    def make(services: list[str], **kw: Any) -> Watchdog:
-        journal = EventJournal(clean.engine, tmp_path / f"j{len(started)}.jsonl").start()
-        journal.wait_connected(10)
-        wd = Watchdog(clean.engine, services=services, journal=journal,
-                      actions=clean.action_journal, record_bundles=False, **kw).start()
-        started.append((wd, journal))
-        return wd
-
-    yield make
-    for wd, journal in started:
-        wd.stop()
-        journal.stop()
+    return deploy_web(ops, name, retries=2, timeout=30, **kw)
 
 
 def healthy(ops: opskit.Ops, name: str) -> bool:
@@ -146,12 +120,9 @@ def test_a_dependency_outage_heals_without_a_person(clean, demo, observer, watch
     # busybox wget crashes resolving a name (static NSS) and with -T: resolve with nslookup
     check = (f"wget -q -O /dev/null http://$(nslookup {db} 127.0.0.11 2>/dev/null | "
              "awk '/^Address: /{print $2}' | tail -n1):8080/health")
-    ops.deploy(opskit.ServiceSpec(
-        name=app, image="opskit/demo-web:latest", networks=[net], healthcheck=HEALTH,
-        labels={TEST_LABEL: SESSION},
+    web(ops, app, networks=[net],
         command=["sh", "-c", f"{check} || exit 1; httpd -p 8080 -h /www; "
-                 f"while {check}; do sleep 0.5; done; echo lost {db}; exit 1"]),
-        wait="healthy", timeout=30)
+                 f"while {check}; do sleep 0.5; done; echo lost {db}; exit 1"])
     policy = RecoveryPolicy(max_attempts=3, backoff_initial=0.5, jitter=0, verify_timeout=5,
                             quarantine_retry=8)
     wd = watchdog([app], policy=policy)

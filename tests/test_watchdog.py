@@ -13,47 +13,20 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from conftest import SESSION, TEST_LABEL, unique, until
+from conftest import SESSION, TEST_LABEL, deploy_web, unique, until
 
 import opskit
 from opskit.actions import ActionJournal, read_actions
-from opskit.journal import EventJournal
 from opskit.policy import RecoveryPolicy
 from opskit.watchdog import Watchdog
 
 pytestmark = pytest.mark.engine
 
-HEALTH = {"test": ["CMD", "wget", "-q", "-O-", "http://127.0.0.1:8080/health"],
-          "interval": 0.5, "timeout": 1, "retries": 1}
-
-
 def web(ops: opskit.Ops, name: str, **kw: Any) -> str:
-    spec = opskit.ServiceSpec(name=name, image="opskit/demo-web:latest", healthcheck=HEALTH,
-                              labels={TEST_LABEL: SESSION}, **kw)
-    return ops.deploy(spec, wait="healthy", timeout=20).ids[0]
-
-
-@pytest.fixture
-def watchdog(clean: opskit.Ops, tmp_path: Any) -> Iterator[Callable[..., Any]]:
-    """Start watchdogs on their own journals; stop them all after the test."""
-    started: list[Any] = []
-
-    def make(services: list[str], **kw: Any) -> Any:
-        journal = EventJournal(clean.engine, tmp_path / f"j{len(started)}.jsonl").start()
-        journal.wait_connected(10)
-        wd = Watchdog(clean.engine, services=services, journal=journal,
-                                      actions=clean.action_journal, **kw).start()
-        started.append((wd, journal))
-        return wd
-
-    yield make
-    for wd, journal in started:
-        wd.stop()
-        journal.stop()
+    return deploy_web(ops, name, retries=1, timeout=20, **kw)
 
 
 def results(wd: Any) -> list[tuple[str, str]]:
@@ -249,7 +222,7 @@ def test_watchdog_killed_mid_recovery_leaves_one_record_per_action(clean, demo,
 def test_each_recovery_leaves_an_incident_bundle(clean, demo, watchdog) -> None:
     ops, name = clean, unique("bundled")
     web(ops, name)
-    wd = watchdog([name])
+    wd = watchdog([name], record_bundles=True)
     ops.chaos("crash", name)
     until(lambda: ("restart", "ok") in results(wd), what="a recovery")
     until(lambda: wd.bundles, timeout=60, what="the incident bundle")
