@@ -484,14 +484,20 @@ class Watchdog(Reconciler):
             view = ContainerView(info=info, events=list(tracked.events), now=now)
             tracked.findings = evaluate(view, self.rules)
             rep = self._replica(info)
-            if info.state == "running" and info.health in ("", "healthy") and \
-                    not tracked.findings:
+            fine = info.state == "running" and info.health in ("", "healthy") and not any(
+                f.kind in ACTIONABLE_KINDS for f in tracked.findings)
+            waiting: list[str] = []
+            if fine:
                 lifted = rep.state.record_healthy(now)
                 rep.waiting_on = ""
+                waiting = [t.info.id for t in self._tracked.values() if self._replicas.get(
+                    t.info.replica or t.info.name, rep).waiting_on == info.name]
         self.counters["findings"] += len(tracked.findings)
         if lifted:
             self._tell("quarantine_lifted", info.name, info.service, f"healthy for "
                        f"{self.policy_for(info.service).reset_after:g}s: fast retries resume")
+        for cid in waiting:  # dependants waited for this one: look at them now, not next tick
+            self._safe(functools.partial(self._pass, cid, None))
         for finding in tracked.findings:
             if finding.kind in ACTIONABLE_KINDS:
                 self._consider(finding, view=view)

@@ -150,6 +150,32 @@ def test_a_dependency_outage_heals_without_a_person(clean, demo, observer, watch
     assert wd.actions()["result"].astype(str).isin(["ok"]).any()
 
 
+def test_a_dependant_waits_for_its_dependency_without_spending_its_budget(
+        clean, demo, observer, watchdog) -> None:
+    """An app that declares ``depends_on`` is not restarted while its dependency is down (a
+    person stopped it): no attempt, no quarantine, ``status()["waiting"]`` says why; it is
+    started as soon as the dependency is healthy again, not on the next re-list."""
+    ops, net, db, app = clean, unique("net"), unique("db"), unique("app")
+    web(ops, db, networks=[net])
+    check = (f"wget -q -O /dev/null http://$(nslookup {db} 127.0.0.11 2>/dev/null | "
+             "awk '/^Address: /{print $2}' | tail -n1):8080/health")
+    app_id = web(ops, app, networks=[net], depends_on=[db],
+                 command=["sh", "-c", f"{check} || exit 1; httpd -p 8080 -h /www; "
+                          f"while {check}; do sleep 0.5; done; exit 1"])
+    wd = watchdog([db, app], relist_every=60)
+    ops.stop(db, timeout=1)
+    until(lambda: app in wd.status()["waiting"], timeout=30, what="the app waiting")
+    time.sleep(3)
+    assert observer.count("start", app_id) == 1 and not wd.status()["quarantined"]
+    ops.start(db)
+    until(lambda: done(wd) == ["restart"], timeout=30, what="the app back once db is healthy")
+    assert healthy(ops, app)
+    assert observer.count("start", app_id) == 2, "one start, right after the dependency"
+    frame = wd.actions()
+    whys = [str(d.get("why", "")) for d in frame["details"]]
+    assert any(w.startswith(f"its dependency {db} is down") for w in whys), whys
+
+
 def test_dependants_are_restarted_after_their_dependency_is_recovered(
         clean, demo, observer, watchdog) -> None:
     ops, db, app = clean, unique("db"), unique("app")
