@@ -288,21 +288,29 @@ class Reconciler:
         with self._lock:
             infos = [t.info for t in self._tracked.values()]
         graph = {i.service: {d.service for d in self._dependencies(i)} for i in infos}
-        order = dependency_order(graph, [recovered.service])
+
+        def shares(info: ContainerInfo) -> bool:  # its network namespace went with it
+            mode = str((info.attrs.get("HostConfig") or {}).get("NetworkMode", ""))
+            return mode in (f"container:{old_id}", f"container:{recovered.id}")
+
+        # those sharing its namespace first, then the services that depend on it, in order
+        sharing = sorted({i.service for i in infos if shares(i)} - {recovered.service})
+        order = sharing + [s for s in dependency_order(graph, [recovered.service])
+                           if s not in sharing]
+        restarted = {recovered.service}
         for service in order:
             for info in infos:
                 if info.service != service or info.state != "running":
                     continue
-                mode = str((info.attrs.get("HostConfig") or {}).get("NetworkMode", ""))
-                shares = mode in (f"container:{old_id}", f"container:{recovered.id}")
-                needs = any(d.restart for d in self._dependencies(info)
-                            if d.service in graph.get(service, set()))
-                if not (shares or needs) or self._stop.is_set():
+                needs = any(d.restart and d.service in restarted
+                            for d in self._dependencies(info))
+                if not (shares(info) or needs) or self._stop.is_set():
                     continue
+                restarted.add(service)
                 finding = Finding(
                     container_id=info.id, container=info.name, service=info.service,
                     kind="dependency_recovered", severity="warning", since=datetime.now(UTC),
-                    evidence={"dependency": recovered.name, "shares_network": shares},
+                    evidence={"dependency": recovered.name, "shares_network": shares(info)},
                     hint=f"'{recovered.name}' was recovered; '{info.name}' needs it restarted.",
                     failure_class="recovery")
                 self._act_on_dependant(info, finding)
