@@ -10,7 +10,7 @@ one cannot start.
 
 from __future__ import annotations
 
-import contextlib
+import functools
 import logging
 import re
 from typing import Any
@@ -19,7 +19,7 @@ from . import errors
 from . import labels as L
 from .desired import spec_labels
 from .engine import Engine
-from .ownership import seal
+from .ownership import seal_or_undo
 from .spec import ServiceSpec
 
 log = logging.getLogger("opskit")
@@ -63,12 +63,8 @@ def ensure_networks(engine: Engine, spec: ServiceSpec, *, created: list[str] | N
         except Exception as exc:
             raise errors.translate(exc, f"create of network {name}", host=engine.host,
                                    target=name) from exc
-        try:
-            seal(engine, "network", made["Id"])
-        except errors.StorageError:
-            with contextlib.suppress(Exception):
-                engine.api.remove_network(made["Id"])
-            raise
+        seal_or_undo(engine, "network", made["Id"],
+                     functools.partial(engine.api.remove_network, made["Id"]))
         log.info("created network %s for service %s", name, spec.name)
         created.append(name)
     return created
@@ -101,12 +97,8 @@ def ensure_volumes(engine: Engine, spec: ServiceSpec, *, created: list[str] | No
                 engine.scope, service=spec.name, role="volume"))
         except Exception as exc:
             raise errors.translate(exc, f"create of volume {source}", host=engine.host) from exc
-        try:
-            seal(engine, "volume", volume_identity(made))
-        except errors.StorageError:
-            with contextlib.suppress(Exception):
-                engine.api.remove_volume(source)
-            raise
+        seal_or_undo(engine, "volume", volume_identity(made),
+                     functools.partial(engine.api.remove_volume, source))
         created.append(source)
     return created
 
@@ -178,11 +170,7 @@ def create_replica(engine: Engine, spec: ServiceSpec, replica: str, *, name: str
         raise errors.translate(exc, f"create of {name}", host=engine.host,
                                target=str(spec.image)) from exc
     cid: str = created["Id"]
-    try:
-        seal(engine, "container", cid)
-    except errors.StorageError:
-        _discard(engine, cid)
-        raise
+    seal_or_undo(engine, "container", cid, functools.partial(_discard, engine, cid))
     try:
         for network in spec.networks[1:]:
             engine.api.connect_container_to_network(cid, network, aliases=[spec.name, replica])

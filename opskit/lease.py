@@ -15,6 +15,7 @@ checks, under the lease, that the run it decided on is still the container's cur
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import time
@@ -25,7 +26,7 @@ from dataclasses import dataclass
 from . import errors
 from . import labels as L
 from .engine import Engine
-from .ownership import is_sealed, seal
+from .ownership import is_sealed, seal_or_undo
 
 log = logging.getLogger("opskit")
 
@@ -78,11 +79,8 @@ def acquire_lease(engine: Engine, container_id: str, incident_key: str, *, holde
         try:
             created = engine.api.create_container(image, name=name, labels=labels,
                                                   command=["true"], network_disabled=True)
-            try:
-                seal(engine, "container", created["Id"])
-            except errors.StorageError:
-                _remove(engine, created["Id"])
-                raise
+            seal_or_undo(engine, "container", created["Id"],
+                         functools.partial(_remove, engine, created["Id"]))
             return Lease(name, True, holder, expires, created["Id"])
         except docker.errors.APIError as exc:
             if exc.status_code != 409:

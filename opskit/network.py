@@ -7,7 +7,6 @@ container must be in scope; the network itself may be anyone's.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -17,7 +16,7 @@ from . import errors
 from . import labels as L
 from .engine import Engine
 from .inspection import parse_engine_time
-from .ownership import is_sealed, seal
+from .ownership import is_sealed, seal_or_undo
 from .targets import resolve
 
 log = logging.getLogger("opskit")
@@ -159,7 +158,7 @@ def network_create(engine: Engine, name: str, *, driver: str = "bridge", interna
         raise errors.translate(exc, f"create of network {name}", host=engine.host,
                                target=name) from exc
     ours = created["Id"]
-    _seal_or_remove(engine, ours)
+    seal_or_undo(engine, "network", ours, lambda: engine.api.remove_network(ours))
     same = _named(engine, name)
     keep = same[0]["Id"] if same else ours
     if keep != ours:  # a concurrent create of the same name won: use it, drop ours
@@ -206,16 +205,6 @@ def network_disconnect(engine: Engine, network: str, target: str, *, force: bool
                                        host=engine.host, target=network) from exc
         done.append(ref.name)
     return done
-
-
-def _seal_or_remove(engine: Engine, network_id: str) -> None:
-    """Seal a network just created (see :mod:`opskit.ownership`); on failure remove it."""
-    try:
-        seal(engine, "network", network_id)
-    except errors.StorageError:
-        with contextlib.suppress(Exception):
-            engine.api.remove_network(network_id)
-        raise
 
 
 def network_remove(engine: Engine, network: str, *, missing_ok: bool = False,

@@ -19,14 +19,19 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import logging
 import os
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 from .durable import AppendLog
 from .engine import Engine, state_dir
+from .errors import StorageError
 
-__all__ = ["is_sealed", "seal", "seal_path"]
+log = logging.getLogger("opskit")
+
+__all__ = ["is_sealed", "seal", "seal_or_undo", "seal_path"]
 
 _CACHE: dict[Path, tuple[tuple[int, int], frozenset[tuple[str, str]]]] = {}
 _LOCK = threading.Lock()
@@ -56,6 +61,23 @@ def seal(engine: Engine, kind: str, ident: str) -> None:
         log.append([line], sync=True)
     finally:
         log.close()
+
+
+def seal_or_undo(engine: Engine, kind: str, ident: str, undo: Callable[[], object]) -> None:
+    """:func:`seal` what was just created; when the seal cannot be written, ``undo()`` the
+    create (its own failure is only logged) and raise, so nothing unsealed is left behind.
+
+    Raises:
+        StorageError: the seal file cannot be written.
+    """
+    try:
+        seal(engine, kind, ident)
+    except StorageError:
+        try:
+            undo()
+        except Exception as exc:  # the seal's error is the one to raise; say this one
+            log.warning("could not undo the create of %s %s: %s", kind, ident[:12], exc)
+        raise
 
 
 def _sealed(engine: Engine) -> frozenset[tuple[str, str]]:

@@ -73,9 +73,8 @@ def owned_reason(engine: Engine, container_id: str, labels: dict[str, str], imag
                  name: str = "") -> str | None:
     """Why a container is not opskit's in ``engine``'s scope, or None when it is (see
     :meth:`Ref.owned_reason`)."""
-    reason = L.check_owned(labels, name=name, scope=engine.scope, key=engine.key)
-    if reason:
-        return reason
+    if labels.get(L.MANAGED) != "true":  # plainly not opskit's: no image to read
+        return L.check_owned(labels, name=name, scope=engine.scope, key=engine.key)
     inherited = _image_labels(engine, image_id)
     if inherited is None:
         return (f"its image {image_id[:19] or '?'} could not be read, so its labels cannot be "
