@@ -7,9 +7,9 @@ every 5 s): list containers every second and notice the state change.
 Each trial creates a container (`sleep 3600` under `--init`), starts it, waits a random
 0-1 s (so the kill falls anywhere in the poller's period), kills it, and records:
 
-* journal: when a subscriber of the running :class:`opskit.journal.EventJournal` receives the
-  `die` record. The writer hands a record to subscribers only after `os.write` put it in the
-  file, so this is "in the journal file" (fsync follows within `fsync_every`, 0.2 s).
+* journal: when a subscriber of the running :class:`opskit.observe.journal.EventJournal`
+  receives the `die` record. The writer hands a record to subscribers only after `os.write`
+  put it in the file, so this is "in the journal file" (fsync follows within `fsync_every`, 0.2 s).
 * delivery: the engine's `timeNano` of that `die` event to the same moment (same clock).
 * poller: when a loop calling `GET /containers/json?all=1` (`docker ps -a`) every 1 s on its
   own client first shows the container `exited`.
@@ -44,10 +44,10 @@ sys.path.insert(0, str(ROOT))
 HOME = None if os.environ.get("OPSKIT_HOME") else tempfile.mkdtemp(prefix="opskit-bench-")
 os.environ.setdefault("OPSKIT_HOME", HOME or "")
 
-from opskit.engine import open_engine  # noqa: E402
-from opskit.events import read_journal  # noqa: E402
-from opskit.images import demo_images  # noqa: E402
-from opskit.journal import EventJournal  # noqa: E402
+from opskit.act.images import demo_images  # noqa: E402
+from opskit.engine.connection import open_engine  # noqa: E402
+from opskit.observe.events import read_journal  # noqa: E402
+from opskit.observe.journal import EventJournal  # noqa: E402
 
 IMAGE = "opskit/demo-web:latest"
 LABEL = "opskit-bench.run"

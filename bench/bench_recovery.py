@@ -12,8 +12,9 @@ every 1 s, 3 retries), with trials interleaved so every watcher sees the same en
       is the engine's ``die`` event) to the watchdog's decision (the action journal's
       ``detected_at``) and to its restart request (the journal's ``started`` line, written just
       before ``docker restart``); opskit's own figure ``time_to_detect_s`` of
-      :func:`opskit.metrics.recovery_times` (``detected_at`` minus the finding's ``since``: the
-      ``die`` event's time when decided from the event) beside it. Target p95 <= 50 ms.
+      :func:`opskit.analysis.metrics.recovery_times` (``detected_at`` minus the finding's
+      ``since``: the ``die`` event's time when decided from the event) beside it. Target p95
+      <= 50 ms.
    b. from the engine's ``health_status: unhealthy`` event to the restart request. Target p95
       <= 100 ms.
    The peer is an autoheal-style poller: every 5 s it lists ``health=unhealthy`` containers
@@ -96,10 +97,10 @@ from common import (
 )
 
 import opskit
-from opskit import labels as L
-from opskit.events import fetch_events
-from opskit.metrics import recovery_times
-from opskit.policy import RecoveryPolicy
+from opskit.analysis.metrics import recovery_times
+from opskit.base import labels as L
+from opskit.observe.events import fetch_events
+from opskit.spec.policy import RecoveryPolicy
 
 RESULTS = Path(__file__).resolve().parent / "results" / "recovery.md"
 SCOPE = "bench-recovery"
@@ -1332,7 +1333,7 @@ def render_pre(b: Bench, pre: PreResult) -> tuple[list[list[Any]], list[str]]:
         f"to the engine's `start` event {two('start')}, `start` to `healthy` "
         f"{two('healthy')} (the first probe runs 1 s after the start). The stop-intent check "
         "asks the engine for `docker events --since StartedAt-1s --until FinishedAt+2s` "
-        "(`opskit.intent._engine_events`), and the engine holds an events request whose "
+        "(`opskit.recover.intent._engine_events`), and the engine holds an events request whose "
         "`--until` is in the future open until that time: a watchdog that starts within 2 s "
         "of the exit waits out the rest of those 2 s before it acts (checked on its own: a "
         f"request with `--until` 2 s ahead took {pre.until_ahead:.2f} s, one with `--until` "

@@ -7,8 +7,8 @@
 It starts a fleet of labelled demo containers (removed at the end, also on Ctrl-C or failure)
 and measures:
 
-1. a cold snapshot: ``opskit.stats.stats_snapshot`` vs ``docker stats --no-stream`` vs the naive
-   docker-py loop ``[c.stats(stream=False) for c in client.containers.list()]``;
+1. a cold snapshot: ``opskit.observe.stats.stats_snapshot`` vs ``docker stats --no-stream`` vs
+   the naive docker-py loop ``[c.stats(stream=False) for c in client.containers.list()]``;
 2. a warm snapshot: ``Collector.latest()`` of a running collector vs the CLI;
 3. the collector's CPU overhead (process CPU time / wall, % of one core) vs the streaming
    ``docker stats`` CLI sampling the same containers over the same window;
@@ -46,9 +46,9 @@ from common import (
 )
 
 import opskit
-from opskit.collector import Collector
-from opskit.stats import stats_snapshot
-from opskit.statsframe import (
+from opskit.observe.collector import Collector
+from opskit.observe.stats import stats_snapshot
+from opskit.records.statsframe import (
     INT_COLUMNS,
     frame_from_columns,
     memory_footprint,

@@ -11,84 +11,68 @@ library at import; pandas is imported when a frame is asked for, plotly and ipyw
 
 from __future__ import annotations
 
+import importlib
 import logging
+from typing import TYPE_CHECKING as _TYPE_CHECKING
 
-from .bundle import open_bundle
-from .errors import (
-    ActionFailed,
-    BuildFailed,
-    Conflict,
-    ContainerNotFound,
-    CopyFailed,
-    DeployFailed,
-    EngineError,
-    EngineTimeout,
-    EngineUnavailable,
-    ImageNotFound,
-    InsecureEngine,
-    InvalidBundle,
-    InvalidSpec,
-    InvalidTarget,
-    NameConflict,
-    NetworkNotFound,
-    NotFound,
-    OpsKitError,
-    OutOfScope,
-    PortInUse,
-    StorageError,
-    WaitTimeout,
-)
+from . import errors, figures, metrics, policy, spec, statsframe
+from .base.errors import *  # noqa: F403  (the error tree; its __all__ joins ours below)
+from .base.version import __version__
 from .ops import Ops, connect
-from .spec import BuildContext, Healthcheck, ServiceSpec
+from .recover.rules import RuleConfig
+from .recover.watchdog import Watchdog
+from .spec.policy import RecoveryPolicy
+from .spec.service import BuildContext, Healthcheck, ServiceSpec
 
-__version__ = "0.1.0"
+if _TYPE_CHECKING:
+    from . import widgets as widgets
+    from .analysis.bundle import Bundle, open_bundle
 
 logging.getLogger("opskit").addHandler(logging.NullHandler())
 
-# Submodules and names reached as ``opskit.figures``, ``opskit.RecoveryPolicy``...: imported on
-# first use, so ``import opskit`` stays light (no pandas, plotly or ipywidgets).
-_LAZY_MODULES = {"figures", "metrics", "statsframe", "policy", "rules", "widgets", "chaos",
-                 "watchdog", "bundle", "replay", "events", "journal", "redact", "diagnose"}
-_LAZY_NAMES = {"RecoveryPolicy": "policy", "RuleConfig": "rules", "Watchdog": "watchdog"}
+# Reached on first use, because they import a heavy package when imported: widgets imports
+# ipywidgets, which the core never does; bundles import pandas and pyarrow.
+_LAZY = {"widgets": (".widgets", None), "Bundle": (".analysis.bundle", "Bundle"),
+         "open_bundle": (".analysis.bundle", "open_bundle")}
 
 
 def __getattr__(name: str) -> object:
-    import importlib
+    if name not in _LAZY:
+        raise AttributeError(f"module 'opskit' has no attribute {name!r}")
+    module_name, attr = _LAZY[name]
+    module = importlib.import_module(module_name, __name__)
+    value = module if attr is None else getattr(module, attr)
+    if attr is not None:
+        value.__module__ = __name__
+    globals()[name] = value
+    return value
 
-    if name in _LAZY_MODULES:
-        return importlib.import_module(f".{name}", __name__)
-    if name in _LAZY_NAMES:
-        return getattr(importlib.import_module(f".{_LAZY_NAMES[name]}", __name__), name)
-    raise AttributeError(f"module 'opskit' has no attribute {name!r}")
 
 __all__ = [
-    "ActionFailed",
     "BuildContext",
-    "BuildFailed",
-    "Conflict",
-    "ContainerNotFound",
-    "CopyFailed",
-    "DeployFailed",
-    "EngineError",
-    "EngineTimeout",
-    "EngineUnavailable",
+    "Bundle",
     "Healthcheck",
-    "ImageNotFound",
-    "InsecureEngine",
-    "InvalidBundle",
-    "InvalidSpec",
-    "InvalidTarget",
-    "NameConflict",
-    "NetworkNotFound",
-    "NotFound",
     "Ops",
-    "OpsKitError",
-    "OutOfScope",
-    "PortInUse",
+    "RecoveryPolicy",
+    "RuleConfig",
     "ServiceSpec",
-    "StorageError",
-    "WaitTimeout",
+    "Watchdog",
     "__version__",
     "connect",
+    "errors",
+    "figures",
+    "metrics",
     "open_bundle",
+    "policy",
+    "spec",
+    "statsframe",
 ]
+__all__ += errors.__all__
+
+# The public names say where users find them (``opskit.ServiceSpec``), not which layer holds
+# them, as httpx does: reprs, tracebacks and help() read ``opskit.ServiceSpec``.
+for _name in __all__:
+    _obj = globals().get(_name)
+    if isinstance(_obj, type) or callable(_obj):
+        _obj.__module__ = __name__
+del _name, _obj

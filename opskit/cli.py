@@ -7,30 +7,35 @@ and exit 1, without a traceback; usage errors exit 2.
 from __future__ import annotations
 
 import argparse
+import ast
+import keyword
 import logging
+import signal
 import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
-from . import errors
-from .chaos import FAULTS
+from .act.chaos import FAULTS, undo_residue
+from .act.manage import VERBS, Verb
+from .base import errors
+from .base import labels as L
+from .engine.targets import list_raw, ref_from_summary, resolve
+from .lab import run_lab
+from .ops import as_spec, connect
+from .spec.policy import RecoveryPolicy
+from .spec.service import ServiceSpec
 
 __all__ = ["main"]
 
-LIFECYCLE = {
-    "start": "start stopped containers (docker start)",
-    "stop": "stop containers (docker stop)",
-    "restart": "restart containers (docker restart)",
-    "pause": "freeze containers (docker pause)",
-    "unpause": "thaw paused containers (docker unpause)",
-    "kill": "send a signal to containers (docker kill)",
-    "rm": "remove containers (docker rm -f)",
-}
+COMMAND_OF: dict[Verb, str] = {"remove": "rm"}
+"""Life-cycle verbs whose command is docker's short name (``opskit rm`` as ``docker rm``)."""
 
 
 def _ops(args: argparse.Namespace) -> Any:
-    from .ops import connect
 
     return connect(args.host, scope=args.scope, timeout=args.timeout)
 
@@ -82,8 +87,6 @@ def cmd_teardown(args: argparse.Namespace) -> int:
 
 
 def cmd_ps(args: argparse.Namespace) -> int:
-    from . import labels as L
-    from .targets import list_raw, ref_from_summary
 
     ops = _ops(args)
     filters = {"label": [f"{L.MANAGED}=true", f"{L.SCOPE}={ops.engine.scope}"]} if args.mine else {}
@@ -102,28 +105,22 @@ def cmd_ps(args: argparse.Namespace) -> int:
     return 0
 
 
-def _lifecycle(verb: str) -> Callable[[argparse.Namespace], int]:
+def _lifecycle(verb: Verb) -> Callable[[argparse.Namespace], int]:
     def run(args: argparse.Namespace) -> int:
-        from .targets import resolve
-
         ops = _ops(args)
-        kwargs: dict[str, Any] = {"allow_foreign": args.allow_foreign}
-        if verb in ("stop", "restart") and args.time is not None:
-            kwargs["timeout"] = args.time
-        if verb == "kill":
-            kwargs["signal"] = args.signal
-        method = getattr(ops, "remove" if verb == "rm" else verb)
         failed = 0
         for target in args.targets:  # check every target before acting on any
             resolve(ops.engine, target, action=verb, allow_foreign=args.allow_foreign)
         for target in args.targets:
             try:
-                results = method(target, **kwargs)
+                results = ops.lifecycle(verb, target, allow_foreign=args.allow_foreign,
+                                        timeout=getattr(args, "time", None),
+                                        signal=getattr(args, "signal", "SIGKILL"))
             except errors.ActionFailed as exc:
                 results = exc.results
             for r in results:
-                print(f"{verb}\t{r.name}\t{'ok' if r.ok else 'FAILED: ' + r.error}\t"
-                      f"{r.duration:.2f}s")
+                outcome = "ok" if r.ok else "FAILED: " + r.error
+                print(f"{COMMAND_OF.get(verb, verb)}\t{r.name}\t{outcome}\t{r.duration:.2f}s")
                 failed += not r.ok
         return 1 if failed else 0
 
@@ -177,12 +174,7 @@ def cmd_network(args: argparse.Namespace) -> int:
 
 def cmd_watch(args: argparse.Namespace) -> int:
     """``opskit watch --service web --policy policy.yaml``: runs until SIGTERM or Ctrl-C."""
-    import signal
-    import threading
 
-    from .ops import as_spec
-    from .policy import RecoveryPolicy
-    from .spec import ServiceSpec
 
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(message)s")
@@ -222,7 +214,6 @@ def cmd_watch(args: argparse.Namespace) -> int:
 
 def cmd_chaos(args: argparse.Namespace) -> int:
     """``opskit chaos KIND TARGET``, ``opskit chaos residue [--undo]``."""
-    from .chaos import undo_residue
 
     ops = _ops(args)
     if args.kind == "residue":
@@ -258,8 +249,6 @@ def cmd_record(args: argparse.Namespace) -> int:
 
 def cmd_run_runbook(args: argparse.Namespace) -> int:
     """``opskit run-runbook NOTEBOOK -p name value``: papermill, the executed copy kept."""
-    from datetime import UTC, datetime
-    from pathlib import Path
 
     params = _parameters(args.parameter)  # before anything runs
     import papermill
@@ -292,7 +281,6 @@ def _parameters(pairs: Sequence[Sequence[str]]) -> dict[str, Any]:
     Raises:
         InvalidSpec: a name is not an identifier.
     """
-    import keyword
 
     for name, _ in pairs:
         if not name.isidentifier() or keyword.iskeyword(name):
@@ -306,7 +294,6 @@ def _parameters(pairs: Sequence[Sequence[str]]) -> dict[str, Any]:
 
 
 def _literal(text: str) -> Any:
-    import ast
 
     try:
         return ast.literal_eval(text)
@@ -315,7 +302,6 @@ def _literal(text: str) -> Any:
 
 
 def cmd_lab(args: argparse.Namespace) -> int:
-    from .lab import run_lab
 
     return run_lab(port=args.port, ip=args.ip, token=args.token, open_browser=args.browser,
                    allow_remote=args.allow_remote)
@@ -370,8 +356,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mine", action="store_true", help="only opskit's containers")
     p.set_defaults(func=cmd_ps)
 
-    for verb, text in LIFECYCLE.items():
-        p = sub.add_parser(verb, help=text)
+    for verb, text in VERBS.items():
+        p = sub.add_parser(COMMAND_OF.get(verb, verb), help=text)
         p.add_argument("targets", nargs="+", metavar="TARGET",
                        help="container name, ID, or service name (all replicas)")
         p.add_argument("--allow-foreign", action="store_true",

@@ -19,7 +19,8 @@ import socket
 import sys
 from pathlib import Path
 
-from .errors import InvalidSpec
+from .base.errors import InvalidSpec, OpsKitError
+from .engine.connection import open_engine
 
 __all__ = ["check_exposure", "is_loopback", "notebooks_dir", "run_lab"]
 
@@ -49,8 +50,6 @@ def _quiet_lab_settings() -> None:
 
 
 def _engine_answers() -> tuple[bool, str]:
-    from .engine import open_engine
-    from .errors import OpsKitError
 
     try:
         engine = open_engine(timeout=3.0)

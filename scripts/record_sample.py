@@ -42,8 +42,8 @@ def sweep(ops: Any) -> None:
 def run(out: Path, seconds: float) -> Path:
     """Stage the incident, record it into ``out``, tear everything down; return ``out``."""
     import opskit
-    from opskit.bundle import record
-    from opskit.policy import RecoveryPolicy
+    from opskit.analysis.bundle import record
+    from opskit.spec.policy import RecoveryPolicy
 
     ops = opskit.connect(scope=SCOPE)
     sweep(ops)

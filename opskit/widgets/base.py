@@ -14,20 +14,30 @@ import html
 import logging
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Protocol
 
 import ipywidgets as widgets
 
-from ..errors import OpsKitError
+from ..base.errors import OpsKitError
+
+if TYPE_CHECKING:
+    import plotly.graph_objects as go
 
 log = logging.getLogger("opskit")
 
-__all__ = ["ERROR_COLOUR", "OK_COLOUR", "Displayable", "Messages", "Ticker", "View",
+__all__ = ["ERROR_COLOUR", "OK_COLOUR", "Callback", "Displayable", "Messages", "Ticker", "View",
            "error_parts", "replace_figure"]
 
 ERROR_COLOUR = "#c62828"
 OK_COLOUR = "#2e7d32"
 _STYLES = {"error": f"color:{ERROR_COLOUR}", "ok": f"color:{OK_COLOUR}", "info": "color:#424242"}
+
+
+class Callback(Protocol):
+    """A guarded widget callback: ``on_click`` passes the button, ``observe`` the change, a
+    timer or a direct call nothing; the arguments are ignored."""
+
+    def __call__(self, *args: object) -> None: ...
 
 
 def error_parts(exc: BaseException) -> tuple[str, str]:
@@ -97,10 +107,12 @@ class Messages:
 class Displayable:
     """Something that holds a ``box`` and shows as that box in a notebook."""
 
-    box: Any
+    box: widgets.Box
 
-    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
-        return self.box._repr_mimebundle_(**kwargs)
+    def _repr_mimebundle_(self, **kwargs: object) -> dict[str, object] | None:
+        """The box's mime bundle (the widget view), so Jupyter shows the box."""
+        bundle: dict[str, object] | None = self.box._repr_mimebundle_(**kwargs)
+        return bundle
 
     def _ipython_display_(self) -> None:
         from IPython.display import display
@@ -112,7 +124,7 @@ class View(Displayable):
     """Base of the views: holds ``box``, ``messages``, a progress bar and the busy state.
 
     Subclasses build their widgets, register the buttons to disable while busy in
-    ``self.buttons``, and set ``self.box``.
+    ``self.buttons``, and set ``self.box``; those with a timer stop it in :meth:`close`.
     """
 
     def __init__(self) -> None:
@@ -120,18 +132,21 @@ class View(Displayable):
         self.progress = widgets.IntProgress(value=0, min=0, max=1,
                                             layout=widgets.Layout(display="none"))
         self.status = widgets.HTML("")
-        self.buttons: list[Any] = []
-        self.box: Any = widgets.VBox()
+        self.buttons: list[widgets.Button] = []
+        self.box: widgets.Box = widgets.VBox()
 
     @property
-    def output(self) -> Any:
+    def output(self) -> widgets.Output:
         """The ``ipywidgets.Output`` messages are shown in."""
         return self.messages.output
 
-    def guard(self, action: Callable[[], object]) -> Callable[..., None]:
+    def close(self) -> None:
+        """Stop what the view runs in the background (timers); nothing by default."""
+
+    def guard(self, action: Callable[[], object]) -> Callback:
         """Wrap a callback: any error becomes a message in the view, never a traceback."""
 
-        def run(*_: Any) -> None:
+        def run(*_: object) -> None:
             try:
                 action()
             except Exception as exc:
@@ -142,7 +157,7 @@ class View(Displayable):
         return run
 
     @contextlib.contextmanager
-    def busy(self, label: str, total: int = 0) -> Iterator[Any]:
+    def busy(self, label: str, total: int = 0) -> Iterator[widgets.IntProgress]:
         """Disable the buttons and show progress (a bar of ``total`` steps, or a label).
 
         Yields:
@@ -203,7 +218,7 @@ class Ticker:
                 log.debug("widget timer tick failed", exc_info=True)
 
 
-def replace_figure(target: Any, figure: Any) -> None:
+def replace_figure(target: go.FigureWidget, figure: go.Figure) -> None:
     """Show ``figure`` in the ``go.FigureWidget`` ``target``, in place.
 
     The front end merges a new layout into the one it has (``Plotly.relayout``), so every

@@ -9,19 +9,23 @@ from __future__ import annotations
 
 import functools
 import html
-from typing import Any
+from typing import TYPE_CHECKING
 
 import ipywidgets as widgets
 
-from ..errors import ActionFailed, OpsKitError
+from ..act.manage import DESTRUCTIVE, VERBS, Verb
+from ..base.errors import ActionFailed, OpsKitError
+from ..ops import Ops
 from .base import View
 from .logview import LogViewer
 from .tables import container_table
 
+if TYPE_CHECKING:
+    import pandas as pd
+
 __all__ = ["ACTIONS", "DESTRUCTIVE", "ContainerBoard"]
 
-ACTIONS = ("start", "stop", "restart", "pause", "unpause", "kill", "remove")
-DESTRUCTIVE = frozenset({"stop", "restart", "kill", "remove"})
+ACTIONS: tuple[Verb, ...] = tuple(VERBS)
 ALL = "(all)"
 STATES = (ALL, "running", "paused", "restarting", "exited", "created", "dead")
 
@@ -45,11 +49,11 @@ class ContainerBoard(View):
         frame: the last ``ops.containers()`` frame.
     """
 
-    def __init__(self, ops: Any, service: str | None = None, *, managed_only: bool = True
+    def __init__(self, ops: Ops, service: str | None = None, *, managed_only: bool = True
                  ) -> None:
         super().__init__()
         self.ops = ops
-        self.frame: Any = None
+        self.frame: pd.DataFrame | None = None
         self.pending: tuple[str, tuple[str, ...]] | None = None
         self._rendering = False
         self.log_viewer: LogViewer | None = None
@@ -88,6 +92,11 @@ class ContainerBoard(View):
             self.confirm_bar, self.status, self.progress, self.output, self.details])
         self.guard(self.refresh)()
 
+    def close(self) -> None:
+        """Stop following the logs the logs button opened."""
+        if self.log_viewer is not None:
+            self.log_viewer.close()
+
     # -- reading ------------------------------------------------------------------------
 
     def refresh(self) -> None:
@@ -95,7 +104,7 @@ class ContainerBoard(View):
         self.frame = self.ops.containers()
         self.render()
 
-    def visible(self) -> Any:
+    def visible(self) -> pd.DataFrame | None:
         """The rows of the last frame that pass the filters."""
         frame = self.frame
         if frame is None:
@@ -183,7 +192,7 @@ class ContainerBoard(View):
 
     def _act(self, action: str, name: str) -> list[tuple[str, str]]:
         try:
-            results = getattr(self.ops, action)(name)
+            results = self.ops.lifecycle(action, name)
         except ActionFailed as exc:
             results = exc.results
         except OpsKitError as exc:

@@ -4,19 +4,20 @@ read how long detection and recovery took.
 Injection is ``ops.chaos(kind, target)``, journaled by the library; undo is the returned
 fault's ``undo()``. The panel says what the chosen fault does and what cures it: ``unhealthy``
 hangs the demo web server (a restart cures it), ``corrupt`` removes its health file (only a
-recreate cures it). Times come from :func:`opskit.metrics.recovery_times` of the watchdog's
+recreate cures it). Times come from :func:`opskit.analysis.metrics.recovery_times` of the watchdog's
 journal rows.
 """
 
 from __future__ import annotations
 
 import html
-from typing import Any
 
 import ipywidgets as widgets
 
-from ..chaos import FAULTS
-from ..metrics import recovery_times
+from ..act.chaos import FAULTS, Fault
+from ..analysis.metrics import recovery_times
+from ..ops import Ops
+from ..recover.watchdog import Watchdog
 from .base import View
 from .tables import frame_table
 
@@ -48,7 +49,7 @@ class ChaosPanel(View):
         watchdog: a watchdog whose detection and recovery times to show.
 
     Attributes:
-        kind: the fault ``Dropdown`` (:data:`opskit.chaos.FAULTS`); target: the container
+        kind: the fault ``Dropdown`` (:data:`opskit.act.chaos.FAULTS`); target: the container
             ``Dropdown`` (opskit's containers).
         about: the ``HTML`` line saying what the chosen fault does and what cures it
             (:data:`ABOUT`).
@@ -57,11 +58,11 @@ class ChaosPanel(View):
         times: the ``HTML`` table of detection and recovery times.
     """
 
-    def __init__(self, ops: Any, watchdog: Any = None) -> None:
+    def __init__(self, ops: Ops, watchdog: Watchdog | None = None) -> None:
         super().__init__()
         self.ops = ops
         self.watchdog = watchdog
-        self.faults: list[Any] = []
+        self.faults: list[Fault] = []
         self.kind = widgets.Dropdown(description="fault", options=FAULTS, value=FAULTS[0])
         self.target = widgets.Dropdown(description="target", options=[])
         self.about = widgets.HTML()
@@ -89,7 +90,7 @@ class ChaosPanel(View):
         self.about.value = f"<i>{html.escape(kind)}: {html.escape(ABOUT.get(kind, ''))}</i>"
 
     @property
-    def active(self) -> list[Any]:
+    def active(self) -> list[Fault]:
         """The faults injected here and not undone yet."""
         return [f for f in self.faults if not f.undone]
 

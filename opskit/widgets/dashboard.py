@@ -7,11 +7,12 @@ watchdog) and chaos (:class:`ChaosPanel`).
 
 from __future__ import annotations
 
-from typing import Any
-
 import ipywidgets as widgets
 
-from .base import Displayable
+from ..observe.collector import Collector
+from ..ops import Ops
+from ..recover.watchdog import Watchdog
+from .base import Displayable, View
 from .board import ContainerBoard
 from .chaospanel import ChaosPanel
 from .deployform import DeployForm
@@ -36,13 +37,13 @@ class Dashboard(Displayable):
         views: the views by tab title.
     """
 
-    def __init__(self, ops: Any, watchdog: Any = None, collector: Any = None, *,
-                 autostart: bool = True) -> None:
+    def __init__(self, ops: Ops, watchdog: Watchdog | None = None,
+                 collector: Collector | None = None, *, autostart: bool = True) -> None:
         self.ops = ops
         self.board = ContainerBoard(ops)
         self.monitor = StatsMonitor(ops, collector, autostart=autostart)
-        self.views: dict[str, Any] = {"containers": self.board, "stats": self.monitor,
-                                      "timeline": TimelineView(ops), "deploy": DeployForm(ops)}
+        self.views: dict[str, View] = {"containers": self.board, "stats": self.monitor,
+                                       "timeline": TimelineView(ops), "deploy": DeployForm(ops)}
         if watchdog is not None:
             self.views["recovery"] = RecoveryPanel(ops, watchdog)
         self.views["chaos"] = ChaosPanel(ops, watchdog)
@@ -52,8 +53,5 @@ class Dashboard(Displayable):
 
     def close(self) -> None:
         """Stop the timers (and the collector the stats tab made)."""
-        self.monitor.close()
         for view in self.views.values():
-            stop = getattr(view, "close", None)
-            if stop is not None and view is not self.monitor:
-                stop()
+            view.close()

@@ -1,7 +1,7 @@
 """DeployForm: fill in a service spec (fields or YAML), see what is wrong, deploy it.
 
 The spec is built on every change (:meth:`ServiceSpec.from_dict` or ``from_yaml``), before any
-engine call; an :class:`~opskit.errors.InvalidSpec` is shown in red next to the field it names.
+engine call; an :class:`~opskit.base.errors.InvalidSpec` is shown in red next to the field it names.
 Deploy calls ``ops.deploy(spec, progress=...)`` and streams its lines into the progress area,
 then shows :meth:`Deployment.summary`.
 """
@@ -9,12 +9,13 @@ then shows :meth:`Deployment.summary`.
 from __future__ import annotations
 
 import html
-from typing import Any
 
 import ipywidgets as widgets
 
-from ..errors import InvalidSpec
-from ..spec import ServiceSpec
+from ..act.deploy import Deployment
+from ..base.errors import InvalidSpec
+from ..ops import Ops
+from ..spec.service import ServiceSpec
 from .base import ERROR_COLOUR, Messages, View
 from .formtext import FORM_FIELDS, form_field, form_mapping
 
@@ -40,16 +41,16 @@ class DeployForm(View):
         spec: the last spec that validated, else None; result: the last Deployment.
     """
 
-    def __init__(self, ops: Any, *, wait: str | None = "healthy", timeout: float = 60.0
+    def __init__(self, ops: Ops, *, wait: str | None = "healthy", timeout: float = 60.0
                  ) -> None:
         super().__init__()
         self.ops = ops
         self.wait = wait
         self.timeout = timeout
         self.spec: ServiceSpec | None = None
-        self.result: Any = None
+        self.result: Deployment | None = None
         text = {"layout": widgets.Layout(width="420px")}
-        self.fields: dict[str, Any] = {
+        self.fields: dict[str, widgets.ValueWidget] = {
             "name": widgets.Text(description="name", placeholder="web", **text),
             "image": widgets.Text(description="image", value="opskit/demo-web:latest", **text),
             "ports": widgets.Text(description="ports", placeholder="8080:18080 (container:host)",
@@ -87,7 +88,7 @@ class DeployForm(View):
         self.box = widgets.VBox([self.mode, self.form_box, self.yaml_box, self.deploy_button,
                                  self.status, self.log.output, self.output])
 
-    def values(self) -> dict[str, Any]:
+    def values(self) -> dict[str, object]:
         """The form's values by field name."""
         return {name: widget.value for name, widget in self.fields.items()}
 
@@ -130,9 +131,10 @@ class DeployForm(View):
         self.log.clear()
         self.messages.clear()
         with self.busy(f"deploying {spec.name}..."):
-            self.result = self.ops.deploy(spec, wait=self.wait, timeout=self.timeout,
-                                          progress=lambda line: self.log.info(line, append=True))
-        self.messages.ok(self.result.summary())
+            result = self.ops.deploy(spec, wait=self.wait, timeout=self.timeout,
+                                     progress=lambda line: self.log.info(line, append=True))
+        self.result = result
+        self.messages.ok(result.summary())
 
     def _mode_changed(self) -> None:
         yaml_mode = self.mode.value == "yaml"

@@ -2,16 +2,17 @@
 
 Pure text handling, no engine: ports as ``CONTAINER[:[HOST_IP:]HOST_PORT]`` items separated by
 commas or spaces (``"8080:18080"`` publishes the container's 8080 on 127.0.0.1:18080, the order
-of the spec's ``{8080: 18080}``), env as ``KEY=VALUE`` lines. A line that cannot be read raises
-:class:`~opskit.errors.InvalidSpec` naming the field; values of env lines are never quoted back.
+of the spec's ``{8080: 18080}``), env as ``KEY=VALUE`` lines. A line that cannot be read
+raises :class:`~opskit.base.errors.InvalidSpec` naming the field; values of env lines are never
+quoted back.
 """
 
 from __future__ import annotations
 
 import re
-from typing import Any
+from collections.abc import Mapping
 
-from ..errors import InvalidSpec
+from ..base.errors import InvalidSpec
 
 __all__ = ["FORM_FIELDS", "form_field", "form_mapping", "parse_env_text", "parse_ports_text"]
 
@@ -66,20 +67,30 @@ def _optional_number(field: str, text: str) -> float | None:
                           ) from None
 
 
-def form_mapping(values: dict[str, Any]) -> dict[str, Any]:
+def _whole(field: str, value: object) -> int:
+    """A whole number from a form value (an int from ``BoundedIntText``, or its text)."""
+    try:
+        if isinstance(value, int | float | str):
+            return int(value)
+    except ValueError:
+        pass
+    raise InvalidSpec(field, f"{value!r} is not a whole number", allowed="a whole number")
+
+
+def form_mapping(values: Mapping[str, object]) -> dict[str, object]:
     """The spec mapping of the form's values (keys of :data:`FORM_FIELDS`).
 
     Empty optional fields are left out, so the spec's defaults apply.
 
     Raises:
-        InvalidSpec: ports, env or cpus cannot be read.
+        InvalidSpec: ports, env, replicas or cpus cannot be read.
     """
-    spec: dict[str, Any] = {"name": str(values.get("name", "")).strip(),
-                            "image": str(values.get("image", "")).strip() or None,
-                            "ports": parse_ports_text(str(values.get("ports", ""))),
-                            "env": parse_env_text(str(values.get("env", ""))),
-                            "replicas": int(values.get("replicas", 1)),
-                            "restart": str(values.get("restart", "no"))}
+    spec: dict[str, object] = {"name": str(values.get("name", "")).strip(),
+                               "image": str(values.get("image", "")).strip() or None,
+                               "ports": parse_ports_text(str(values.get("ports", ""))),
+                               "env": parse_env_text(str(values.get("env", ""))),
+                               "replicas": _whole("replicas", values.get("replicas", 1)),
+                               "restart": str(values.get("restart", "no"))}
     memory = str(values.get("memory", "")).strip()
     if memory:
         spec["memory"] = memory
@@ -88,7 +99,7 @@ def form_mapping(values: dict[str, Any]) -> dict[str, Any]:
         spec["cpus"] = cpus
     command = str(values.get("healthcheck", "")).strip()
     if command:
-        check: dict[str, Any] = {"test": command}
+        check: dict[str, object] = {"test": command}
         interval = str(values.get("health_interval", "")).strip()
         if interval:
             check["interval"] = interval

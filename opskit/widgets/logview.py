@@ -7,12 +7,16 @@ lines in time order (:func:`opskit.widgets.tables.merge_logs`); every line is es
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING
 
 import ipywidgets as widgets
 
+from ..ops import Ops
 from .base import Ticker, View
 from .tables import log_table, merge_logs
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = ["SINCE", "STREAMS", "LogViewer"]
 
@@ -38,13 +42,13 @@ class LogViewer(View):
         table: the ``HTML`` of the lines; frame: the lines shown, as a frame.
     """
 
-    def __init__(self, ops: Any, targets: str | Sequence[str], *, since: str = "15m",
+    def __init__(self, ops: Ops, targets: str | Sequence[str], *, since: str = "15m",
                  limit: int = 500, follow_every: float = 2.0) -> None:
         super().__init__()
         self.ops = ops
         self.targets = [targets] if isinstance(targets, str) else list(targets)
         self.limit = limit
-        self.frame: Any = None
+        self.frame: pd.DataFrame | None = None
         self.pattern = widgets.Text(description="regex", placeholder="error|warn",
                                     continuous_update=False)
         self.stream = widgets.Dropdown(description="stream", options=STREAMS, value="")

@@ -1,6 +1,6 @@
 """StatsMonitor: live CPU, memory and network of containers in a plotly ``FigureWidget``.
 
-The figure is :func:`opskit.figures.stats_figure` of the collector's ``frame()``, redrawn in
+The figure is :func:`opskit.figures.charts.stats_figure` of the collector's ``frame()``, redrawn in
 place every ``every`` seconds on a timer thread (or by :meth:`StatsMonitor.refresh`). The
 container list follows what the collector samples now: a container that starts appears at the
 next refresh, one that stopped or was removed drops from the list and the figure.
@@ -11,11 +11,12 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Sequence
-from typing import Any
 
 import ipywidgets as widgets
 
-from ..figures import stats_figure
+from ..figures.charts import stats_figure
+from ..observe.collector import Collector
+from ..ops import Ops
 from .base import Ticker, View, replace_figure
 
 __all__ = ["WINDOWS", "StatsMonitor"]
@@ -41,7 +42,7 @@ class StatsMonitor(View):
         containers: the ``SelectMultiple`` of names (none selected: draw all).
     """
 
-    def __init__(self, ops: Any, collector: Any = None, window: str = "5min", *,
+    def __init__(self, ops: Ops, collector: Collector | None = None, window: str = "5min", *,
                  every: float = 2.0, autostart: bool = True) -> None:
         import plotly.graph_objects as go
 

@@ -8,10 +8,10 @@ a quarantine with ``watchdog.acknowledge(name)``. The dry-run box shows the poli
 
 from __future__ import annotations
 
-from typing import Any
-
 import ipywidgets as widgets
 
+from ..ops import Ops
+from ..recover.watchdog import Watchdog
 from .base import View
 from .tables import frame_table
 
@@ -21,11 +21,9 @@ FINDING_COLUMNS = ("container", "service", "kind", "severity", "since", "failure
 JOURNAL_COLUMNS = ("ts", "container", "action", "result", "reason", "error")
 
 
-def dry_run_of(watchdog: Any) -> bool:
-    """Whether the watchdog's default recovery policy only reports (a stand-in without a
-    ``policy`` counts as acting)."""
-    policy = getattr(watchdog, "policy", None)
-    return bool(getattr(policy, "dry_run", False))
+def dry_run_of(watchdog: Watchdog) -> bool:
+    """Whether the watchdog's default recovery policy only reports."""
+    return bool(watchdog.policy.dry_run)
 
 
 class RecoveryPanel(View):
@@ -43,7 +41,7 @@ class RecoveryPanel(View):
         dry_run: a disabled ``Checkbox`` showing the policy's dry_run.
     """
 
-    def __init__(self, ops: Any, watchdog: Any, *, tail: int = 20) -> None:
+    def __init__(self, ops: Ops, watchdog: Watchdog, *, tail: int = 20) -> None:
         super().__init__()
         self.ops = ops
         self.watchdog = watchdog

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import html
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -28,7 +28,7 @@ _TABLE = ('<table class="opskit-table" style="border-collapse:collapse;font-size
 _CELL = 'style="padding:2px 8px;border-bottom:1px solid #eee;text-align:left"'
 
 
-def cell(value: Any) -> str:
+def cell(value: object) -> str:
     """One value as escaped text: times as ``YYYY-MM-DD HH:MM:SS``, missing values empty."""
     import pandas as pd
 
@@ -41,7 +41,7 @@ def cell(value: Any) -> str:
     return html.escape(str(value))
 
 
-def _isna(value: Any) -> bool:
+def _isna(value: object) -> bool:
     import pandas as pd
 
     try:
@@ -50,7 +50,7 @@ def _isna(value: Any) -> bool:
         return False
 
 
-def coloured(value: Any) -> str:
+def coloured(value: object) -> str:
     """A state or health value, escaped, in its colour (bold when it is bad)."""
     text = cell(value)
     colour = STATE_COLOURS.get(str(value))

@@ -1,6 +1,6 @@
 """TimelineView: what happened to each container, with opskit's own actions, in one figure.
 
-The figure is :func:`opskit.figures.timeline` of ``ops.events(since)``, the probe history of
+The figure is :func:`opskit.figures.charts.timeline` of ``ops.events(since)``, the probe history of
 the chosen containers (``ops.health(name)``) and ``ops.actions()``, shown in a
 ``go.FigureWidget`` and redrawn in place by the refresh button or a new window.
 """
@@ -8,11 +8,11 @@ the chosen containers (``ops.health(name)``) and ``ops.actions()``, shown in a
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import ipywidgets as widgets
 
-from ..figures import timeline
+from ..figures.charts import timeline
+from ..ops import Ops
 from .base import View, replace_figure
 
 __all__ = ["WINDOWS", "TimelineView"]
@@ -33,7 +33,7 @@ class TimelineView(View):
         figure: the ``go.FigureWidget``; window: the window ``Dropdown``.
     """
 
-    def __init__(self, ops: Any, containers: Sequence[str] | None = None, *,
+    def __init__(self, ops: Ops, containers: Sequence[str] | None = None, *,
                  since: str = "30m") -> None:
         import plotly.graph_objects as go
 

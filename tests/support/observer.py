@@ -1,7 +1,7 @@
 """An independent observer of a Docker engine's events, for tests.
 
-RELIABILITY.md asks fault tests to assert on what the engine did (how many ``kill``, ``restart``,
-``start``, ``pull`` events), not on opskit's own log. :class:`EventObserver` is that witness: it
+Fault tests assert on what the engine did (how many ``kill``, ``restart``, ``start``, ``pull``
+events), not on opskit's own log. :class:`EventObserver` is that witness: it
 opens its own docker-py client, subscribes to ``/events`` from the engine's own clock, and reads
 the stream on a daemon thread into a list, so a slow test never makes the engine drop events.
 

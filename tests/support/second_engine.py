@@ -1,12 +1,12 @@
 """A throwaway second Docker engine in its own network namespace, for fault tests.
 
-RELIABILITY rows 1 (dockerd restarts under a watcher), 6 (unreachable or slow host) and 15
-(TLS misconfigured) need an engine a test may SIGTERM, SIGKILL and restart without touching the
-shared one. RECIPES.md: a second dockerd must run in **its own network namespace** (on the
-host's namespace it deletes the first engine's ``docker0``), entered with ``nsenter --net=``
-(``ip netns exec`` remounts ``/sys`` and dockerd then fails with "Devices cgroup isn't
-mounted"). Everything it owns lives under one short folder ``D`` (unix socket paths are limited
-to 107 bytes)::
+Tests of dockerd restarting under a watcher, of an unreachable or stalled host, and of a
+misconfigured remote TLS engine need an engine a test may SIGTERM, SIGKILL, SIGSTOP and restart
+without touching the shared one. RECIPES.md: a second dockerd must run in **its own network
+namespace** (on the host's namespace it deletes the first engine's ``docker0``), entered with
+``nsenter --net=`` (``ip netns exec`` remounts ``/sys`` and dockerd then fails with "Devices
+cgroup isn't mounted"). Everything it owns lives under one short folder ``D`` (unix socket
+paths are limited to 107 bytes)::
 
     ip netns add NAME && ip netns exec NAME ip link set lo up
     nsenter --net=/var/run/netns/NAME dockerd --config-file D/daemon.json --data-root D/data \\

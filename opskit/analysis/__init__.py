@@ -1,0 +1,1 @@
+"""Incidents after the fact: bundles, replay of a policy, availability metrics."""

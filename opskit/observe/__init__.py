@@ -1,0 +1,1 @@
+"""Verbs that read the engine: inspect, ps, logs, stats, events, journal, collector."""
