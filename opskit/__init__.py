@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING as _TYPE_CHECKING
 from . import errors, figures, metrics, policy, spec, statsframe
 from .base.errors import *  # noqa: F403  (the error tree; its __all__ joins ours below)
 from .base.version import __version__
+from .fleet import Fleet, connect_fleet
 from .ops import Ops, connect
 from .recover.rules import RuleConfig
 from .recover.watchdog import Watchdog
@@ -51,6 +52,7 @@ def __getattr__(name: str) -> object:
 __all__ = [
     "BuildContext",
     "Bundle",
+    "Fleet",
     "Healthcheck",
     "Ops",
     "RecoveryPolicy",
@@ -59,6 +61,7 @@ __all__ = [
     "Watchdog",
     "__version__",
     "connect",
+    "connect_fleet",
     "errors",
     "figures",
     "metrics",

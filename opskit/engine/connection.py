@@ -245,8 +245,12 @@ def _context_endpoint(name: str, via: str) -> tuple[str, Any]:
     return host, _tls_config(shown, files, verify=not endpoint.get("SkipTLSVerify", False))
 
 
-def _choose(url: str | None, tls: Any) -> tuple[str, Any, str]:
+def _choose(url: str | None, tls: Any, context: str | None = None) -> tuple[str, Any, str]:
     """The engine URL, its TLS settings and what chose it, in the docker CLI's order."""
+    if context:
+        host, context_tls = _context_endpoint(context, "context=")
+        chosen = tls if tls is not None else context_tls
+        return _normalise(host), chosen, f"docker context '{context}' (context=)"
     if url:
         return _normalise(url), tls, ""
     if os.environ.get("DOCKER_HOST"):
@@ -260,7 +264,7 @@ def _choose(url: str | None, tls: Any) -> tuple[str, Any, str]:
 
 
 def open_engine(url: str | None = None, *, scope: str = "default", timeout: float = DEFAULT_TIMEOUT,
-                tls: Any = None) -> Engine:
+                tls: Any = None, context: str | None = None) -> Engine:
     """Connect to a Docker engine and check that it answers (``docker version``).
 
     Args:
@@ -272,6 +276,7 @@ def open_engine(url: str | None = None, *, scope: str = "default", timeout: floa
         timeout: seconds for each non-streaming call.
         tls: a ``docker.tls.TLSConfig``; for a ``tcp://`` URL not from a context, read from
             ``DOCKER_TLS_VERIFY`` and ``DOCKER_CERT_PATH`` (default ``~/.docker``) when omitted.
+        context: a docker CLI context by name (``docker --context NAME``), instead of ``url``.
 
     Raises:
         EngineUnavailable: the engine did not answer within ``timeout``, or a TLS file it needs
@@ -284,7 +289,7 @@ def open_engine(url: str | None = None, *, scope: str = "default", timeout: floa
     import docker
 
     key = _scope_key(scope)  # before any connection: a refused key leaves nothing to close
-    url, tls, via = _choose(url, tls)
+    url, tls, via = _choose(url, tls, context)
     shown = display_url(url)
     scheme = urllib.parse.urlsplit(url).scheme
     if scheme not in _SCHEMES or not url.startswith(scheme + "://"):

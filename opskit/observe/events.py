@@ -42,7 +42,7 @@ _ATTRS_RE = re.compile(rb',"attributes":(\{.*\})\}\r?$', re.MULTILINE)
 
 
 def frame_from_payloads(payloads: Iterable[Mapping[str, Any]], host: str = "") -> pd.DataFrame:
-    """A frame (columns of :func:`opskit.records.journal_file.records_frame`) from decoded
+    """A frame (columns of :func:`records_frame`) from decoded
     ``GET /events`` objects, either engine shape (newer engines send no
     ``status``/``id``/``from``).
 

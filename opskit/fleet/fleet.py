@@ -1,0 +1,277 @@
+"""A fleet: several engines, each an :class:`opskit.Ops`, read as one.
+
+    fleet = opskit.connect_fleet({"local": "unix:///var/run/docker.sock", "edge": "edge-ctx"})
+    fleet.status()          # one row per engine: reachable, version, containers, why not
+    fleet.containers()      # docker ps -a on every engine at once, an ``engine`` column first
+    fleet["edge"].restart("web")
+
+Reads fan out in parallel with a deadline per engine (:func:`~opskit.fleet.fanout.fan_out`): an
+engine that is down, stopped or black-holed adds at most the deadline, its rows are missing,
+and :attr:`Fleet.last` (also ``frame.attrs["engines"]``) says why in its row.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, TypeVar
+
+from ..base.errors import EngineUnavailable, InsecureEngine, InvalidSpec, InvalidTarget
+from ..engine.connection import DEFAULT_TIMEOUT, check_scope, open_engine
+from ..ops import Ops, TLSConfig
+from .fanout import Outcome, fan_out
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["DEFAULT_DEADLINE", "STATUS_COLUMNS", "Fleet", "connect_fleet"]
+
+DEFAULT_DEADLINE = 5.0
+"""Seconds a fleet read waits for each engine before reporting it as not answering."""
+STATUS_COLUMNS = ["engine", "host", "reachable", "seconds", "rows", "error"]
+T = TypeVar("T")
+Since = datetime | str | float | None
+
+
+def _is_url(address: str) -> bool:
+    return "://" in address or address.startswith("/")
+
+
+def connect_fleet(engines: Mapping[str, str] | Sequence[str], *, scope: str = "default",
+                  timeout: float = DEFAULT_TIMEOUT, deadline: float = DEFAULT_DEADLINE,
+                  tls: Mapping[str, TLSConfig] | None = None) -> Fleet:
+    """Connect to several engines at once: ``docker --context NAME`` or ``-H URL`` for each.
+
+    Args:
+        engines: name -> address, or a list of docker context names (each its own name). An
+            address is an engine URL (``unix://``, ``ssh://``, ``tcp://`` with TLS) or a docker
+            context name.
+        scope: the opskit scope, the same on every engine.
+        timeout: seconds for each non-streaming call to one engine.
+        deadline: seconds to wait for each engine, when connecting and on every read.
+        tls: a ``docker.tls.TLSConfig`` per engine name, for ``tcp://`` URLs.
+
+    Returns:
+        The fleet. An engine that could not be reached is in it, unreachable, with the reason
+        (:meth:`Fleet.status`); :meth:`Fleet.reconnect` tries it again.
+
+    Raises:
+        InvalidSpec: no engine, a name used twice, or a bad scope (nothing was connected).
+        InsecureEngine: a remote ``tcp://`` engine without TLS verification (nothing is left
+            connected).
+        InvalidTarget: an address that is neither an engine URL nor a docker context.
+    """
+    named = dict(engines) if isinstance(engines, Mapping) else {n: n for n in engines}
+    if not named:
+        raise InvalidSpec("engines", "is empty", allowed="a mapping of name to URL or context")
+    if not isinstance(engines, Mapping) and len(named) != len(engines):
+        raise InvalidSpec("engines", "names an engine twice", value=list(engines))
+    check_scope(scope)
+    fleet = Fleet(named, scope=scope, timeout=timeout, deadline=deadline, tls=tls)
+    fleet.reconnect()
+    return fleet
+
+
+class Fleet:
+    """Several engines, each an :class:`opskit.Ops`; build one with :func:`connect_fleet`.
+
+    ``fleet["name"]`` is that engine's :class:`~opskit.Ops` (every verb of one engine);
+    ``fleet.containers()``, ``stats()``, ``events()``, ``logs()`` and ``actions()`` read every
+    reachable engine at once and return one frame with an ``engine`` column.
+    """
+
+    def __init__(self, addresses: Mapping[str, str], *, scope: str = "default",
+                 timeout: float = DEFAULT_TIMEOUT, deadline: float = DEFAULT_DEADLINE,
+                 tls: Mapping[str, TLSConfig] | None = None) -> None:
+        self.addresses = dict(addresses)
+        self.scope = scope
+        self.timeout = timeout
+        self.deadline = deadline
+        self._tls = dict(tls or {})
+        self._members: dict[str, Ops] = {}
+        self._down: dict[str, str] = {name: "not connected yet" for name in self.addresses}
+        self.last: pd.DataFrame | None = None
+        """The status of the last fleet read: one row per engine (:data:`STATUS_COLUMNS`)."""
+
+    def __repr__(self) -> str:
+        up = ", ".join(self._members) or "none"
+        return f"<opskit.Fleet {len(self.addresses)} engines, reachable: {up}>"
+
+    def __enter__(self) -> Fleet:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.addresses)
+
+    def __len__(self) -> int:
+        return len(self.addresses)
+
+    def __getitem__(self, name: str) -> Ops:
+        """That engine's :class:`~opskit.Ops`.
+
+        Raises:
+            InvalidTarget: no engine of that name in the fleet.
+            EngineUnavailable: the engine could not be reached (the reason is in the message).
+        """
+        if name not in self.addresses:
+            raise InvalidTarget(name, "is not an engine of this fleet",
+                                hint=f"the fleet's engines are {', '.join(self)}.")
+        if name not in self._members:
+            raise EngineUnavailable(self.addresses[name], self._down.get(name, "not connected"))
+        return self._members[name]
+
+    @property
+    def reachable(self) -> list[str]:
+        """The names of the engines connected."""
+        return [name for name in self.addresses if name in self._members]
+
+    def reconnect(self) -> dict[str, str]:
+        """Connect to every engine not connected yet, at once, within the deadline.
+
+        Returns:
+            Why each engine still unreachable is (name -> reason); empty when all are.
+
+        Raises:
+            InsecureEngine: a remote ``tcp://`` engine without TLS verification.
+            InvalidTarget: an address that is neither an engine URL nor a docker context.
+            (Both are mistakes to fix, not outages to wait out: no engine is left connected.)
+        """
+        missing = [name for name in self.addresses if name not in self._members]
+        outcomes = fan_out({name: self._opener(name) for name in missing}, self.deadline)
+        for name, outcome in outcomes.items():
+            if outcome.ok and outcome.value is not None:
+                self._members[name] = outcome.value
+                self._down.pop(name, None)
+            else:
+                self._down[name] = outcome.error
+        refused = [o.exception for o in outcomes.values()
+                   if isinstance(o.exception, InsecureEngine | InvalidTarget)]
+        if refused:
+            self.close()
+            raise refused[0]
+        return dict(self._down)
+
+    def _opener(self, name: str) -> Callable[[], Ops]:
+        address, tls = self.addresses[name], self._tls.get(name)
+
+        def open_one() -> Ops:
+            engine = open_engine(address if _is_url(address) else None, scope=self.scope,
+                                 timeout=self.timeout, tls=tls,
+                                 context=None if _is_url(address) else address)
+            return Ops(engine)
+
+        return open_one
+
+    def close(self) -> None:
+        """Close every connection and its action journal."""
+        for ops in self._members.values():
+            ops.close()
+        self._members.clear()
+
+    # -- reads ------------------------------------------------------------------------------
+
+    def status(self) -> pd.DataFrame:
+        """One row per engine: ``docker info`` of each at once (reachable, version, running,
+        paused and stopped containers), and why an engine is not reachable."""
+        import pandas as pd
+
+        outcomes = self._each(lambda ops: ops.engine.api.info())
+        rows = []
+        for name in self.addresses:
+            outcome = outcomes.get(name)
+            info = outcome.value if outcome is not None and outcome.ok else None
+            rows.append({
+                "engine": name, "host": self._host(name), "reachable": info is not None,
+                "version": (info or {}).get("ServerVersion"),
+                "running": (info or {}).get("ContainersRunning"),
+                "paused": (info or {}).get("ContainersPaused"),
+                "stopped": (info or {}).get("ContainersStopped"),
+                "seconds": outcome.seconds if outcome is not None else None,
+                "error": outcome.error if outcome is not None else self._down.get(name, "")})
+        frame = pd.DataFrame(rows)
+        frame["engine"] = frame["engine"].astype("category")
+        return frame
+
+    def containers(self, *, all: bool = True) -> pd.DataFrame:
+        """``docker ps -a`` on every engine at once, an ``engine`` column first."""
+        return self._frame(lambda ops: ops.containers(all=all))
+
+    def stats(self, targets: str | Sequence[str] | None = None) -> pd.DataFrame:
+        """``docker stats --no-stream`` on every engine at once, an ``engine`` column first."""
+        return self._frame(lambda ops: ops.stats(targets))
+
+    def events(self, since: Since = "10m", until: Since = None) -> pd.DataFrame:
+        """``docker events --since --until`` on every engine, merged by time, ``engine`` first."""
+        frame = self._frame(lambda ops: ops.events(since, until))
+        if "time_nano" in frame:
+            frame = frame.sort_values("time_nano", kind="stable").reset_index(drop=True)
+        return frame
+
+    def logs(self, target: str, *, since: Since = None, until: Since = None,
+             tail: int | None = None, grep: str | None = None) -> pd.DataFrame:
+        """``docker logs -t TARGET`` on every engine that has ``target``, ``engine`` first.
+
+        An engine where no container answers to ``target`` contributes no rows (its status
+        row says so)."""
+        return self._frame(lambda ops: ops.logs(target, since=since, until=until, tail=tail,
+                                                grep=grep))
+
+    def actions(self) -> pd.DataFrame:
+        """Every engine's action journal as one frame, ``engine`` first, by time."""
+        frame = self._frame(lambda ops: ops.actions())
+        if "ts" in frame:
+            frame = frame.sort_values("ts", kind="stable").reset_index(drop=True)
+        return frame
+
+    # -- the fan-out ------------------------------------------------------------------------
+
+    def _each(self, call: Callable[[Ops], T]) -> dict[str, Outcome[T]]:
+        calls: dict[str, Callable[[], T]] = {
+            name: functools.partial(call, ops) for name, ops in self._members.items()}
+        return fan_out(calls, self.deadline)
+
+    def _frame(self, call: Callable[[Ops], pd.DataFrame]) -> pd.DataFrame:
+        import pandas as pd
+
+        outcomes = self._each(call)
+        frames = []
+        status = []
+        for name in self.addresses:
+            outcome = outcomes.get(name)
+            if outcome is not None and outcome.ok and outcome.value is not None:
+                frame = outcome.value.copy()
+                frame.insert(0, "engine", name)
+                frames.append(frame)
+            status.append({"engine": name, "host": self._host(name),
+                           "reachable": outcome is not None and outcome.ok,
+                           "seconds": outcome.seconds if outcome is not None else None,
+                           "rows": len(outcome.value) if outcome is not None and outcome.ok
+                           and outcome.value is not None else 0,
+                           "error": outcome.error if outcome is not None
+                           else self._down.get(name, "")})
+        merged = _concat(frames)
+        merged["engine"] = pd.Categorical(merged["engine"], categories=list(self.addresses))
+        self.last = pd.DataFrame(status, columns=STATUS_COLUMNS)
+        merged.attrs["engines"] = status
+        return merged
+
+    def _host(self, name: str) -> str:
+        ops = self._members.get(name)
+        return ops.host if ops is not None else self.addresses[name]
+
+
+def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    """Frames of one kind from several engines, categories united."""
+    import pandas as pd
+
+    if not frames:
+        return pd.DataFrame({"engine": pd.Series([], dtype="object")})
+    merged = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+    for column in frames[0].columns:
+        if isinstance(frames[0][column].dtype, pd.CategoricalDtype) and column != "engine":
+            merged[column] = merged[column].astype("object").astype("category")
+    return merged.reset_index(drop=True)
