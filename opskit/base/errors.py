@@ -23,6 +23,7 @@ says what was seen and ends with a hint.
     ├── DeployFailed                          a new replica failed; carries the rollback outcome
     ├── BuildFailed                           an image build failed; carries the log tail
     ├── ActionFailed                          a bulk action failed on some containers
+    ├── FleetFailed                           an operation failed on some engines of a fleet
     ├── CopyFailed                            docker cp failed (missing path, unsafe archive)
     ├── StorageError (OSError)                a journal or bundle could not be written
     ├── InvalidBundle (ValueError)            a file is not an incident bundle opskit can read
@@ -35,7 +36,7 @@ always with ``raise ... from exc`` so the engine's own error stays reachable.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .redact import redact_lines, redact_text
@@ -50,6 +51,7 @@ __all__ = [
     "EngineError",
     "EngineTimeout",
     "EngineUnavailable",
+    "FleetFailed",
     "ImageNotFound",
     "InsecureEngine",
     "InvalidBundle",
@@ -370,6 +372,27 @@ class ActionFailed(OpsKitError):
             f"{action} failed on {len(failed)} of {len(self.results)} container(s) of "
             f"'{target}': {detail}.",
             hint="the exception's results list says what happened to each container.",
+        )
+
+
+class FleetFailed(OpsKitError):
+    """An operation over several engines (a fleet deploy, a teardown) failed on some of them.
+
+    Attributes:
+        operation: what was done (``"deploy of web"``).
+        outcomes: every engine's outcome (:class:`opskit.fleet.Outcome`), the successful ones
+            included: what each engine got, or why not.
+    """
+
+    def __init__(self, operation: str, outcomes: Mapping[str, Any]) -> None:
+        self.operation = operation
+        self.outcomes = dict(outcomes)
+        failed = {name: o for name, o in self.outcomes.items() if not o.ok}
+        detail = "; ".join(f"{name}: {o.error}" for name, o in list(failed.items())[:5])
+        super().__init__(
+            f"{operation} failed on {len(failed)} of {len(self.outcomes)} engine(s): {detail}.",
+            hint="the exception's outcomes say what each engine got; the engines where it "
+            "worked keep the result, and running it again is safe (deploy is idempotent).",
         )
 
 

@@ -15,11 +15,20 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
-from ..base.errors import EngineUnavailable, InsecureEngine, InvalidSpec, InvalidTarget
+from ..act.deploy import Deployment
+from ..base.errors import (
+    EngineUnavailable,
+    FleetFailed,
+    InsecureEngine,
+    InvalidSpec,
+    InvalidTarget,
+)
 from ..engine.connection import DEFAULT_TIMEOUT, check_scope, open_engine
-from ..ops import Ops, TLSConfig
+from ..ops import Ops, TLSConfig, as_spec
+from ..spec.service import ServiceSpec
 from .fanout import Outcome, fan_out
 
 if TYPE_CHECKING:
@@ -172,6 +181,102 @@ class Fleet:
             ops.close()
         self._members.clear()
 
+    # -- choosing engines --------------------------------------------------------------------
+
+    def select(self, engines: Sequence[str] | None = None,
+               labels: Mapping[str, str] | None = None) -> list[str]:
+        """The engines named, or (``labels``) those whose engine labels (``dockerd --label``,
+        ``docker info``) carry every ``key=value`` given; all engines when neither is.
+
+        Raises:
+            InvalidTarget: a name that is not an engine of the fleet.
+            EngineUnavailable: ``labels`` given and an engine cannot be asked for its labels
+                (it might match: nothing is done rather than half of it).
+        """
+        chosen = list(self.addresses) if engines is None else list(dict.fromkeys(engines))
+        for name in chosen:
+            if name not in self.addresses:
+                raise InvalidTarget(name, "is not an engine of this fleet",
+                                    hint=f"the fleet's engines are {', '.join(self)}.")
+        if not labels:
+            return chosen
+        outcomes = self._each(lambda ops: ops.engine.api.info(), only=chosen)
+        matched = []
+        for name in chosen:
+            outcome = outcomes.get(name)
+            if outcome is None or not outcome.ok or outcome.value is None:
+                why = outcome.error if outcome is not None else self._down.get(name, "")
+                raise EngineUnavailable(self._host(name), f"its labels could not be read: {why}")
+            have = dict(str(item).partition("=")[::2] for item in outcome.value.get("Labels")
+                        or [])
+            if all(have.get(key) == value for key, value in labels.items()):
+                matched.append(name)
+        return matched
+
+    # -- deploy -------------------------------------------------------------------------------
+
+    def deploy(self, spec: ServiceSpec | Mapping[str, object] | str | Path, *,
+               engines: Sequence[str] | None = None, labels: Mapping[str, str] | None = None,
+               wait: str | None = "healthy", timeout: float = 60.0) -> dict[str, Deployment]:
+        """Deploy one spec to several engines at once: :meth:`opskit.Ops.deploy` on each.
+
+        Each engine's deploy is idempotent and rolls back its own failure, as on one engine.
+
+        Args:
+            spec: a spec, a mapping, or a YAML path or text.
+            engines: the engines to deploy to (all by default); ``labels`` selects them by
+                their engine labels instead (see :meth:`select`).
+            wait: ``"healthy"``, ``"running"`` or None, as for one engine.
+            timeout: seconds each engine's deploy may take.
+
+        Returns:
+            Each engine's :class:`~opskit.act.deploy.Deployment`, by engine name.
+
+        Raises:
+            InvalidSpec: the spec is invalid (checked once, before any engine is touched).
+            InvalidTarget, EngineUnavailable: as :meth:`select`; or a chosen engine is not
+                reachable (nothing is deployed anywhere).
+            FleetFailed: the deploy failed on some engines; ``exc.outcomes`` has each one's
+                result (the others keep theirs).
+        """
+        parsed = as_spec(spec)
+        chosen = self._reachable(self.select(engines, labels), f"deploy of {parsed.name}")
+        outcomes = fan_out({name: functools.partial(self._members[name].deploy, parsed,
+                                                    wait=wait, timeout=timeout)
+                            for name in chosen}, timeout + self.timeout)
+        return self._all_or_raise(f"deploy of {parsed.name}", outcomes)
+
+    def teardown(self, service: str, *, engines: Sequence[str] | None = None,
+                 labels: Mapping[str, str] | None = None,
+                 volumes: bool = False) -> dict[str, list[str]]:
+        """``opskit teardown SERVICE`` on several engines at once (all by default).
+
+        Returns:
+            What was removed on each engine, by engine name.
+
+        Raises:
+            InvalidTarget, EngineUnavailable: as :meth:`deploy`.
+            FleetFailed: the teardown failed on some engines; ``exc.outcomes`` says which.
+        """
+        chosen = self._reachable(self.select(engines, labels), f"teardown of {service}")
+        outcomes = fan_out({name: functools.partial(self._members[name].teardown, service,
+                                                    volumes=volumes)
+                            for name in chosen}, 4 * self.timeout)
+        return self._all_or_raise(f"teardown of {service}", outcomes)
+
+    def _reachable(self, chosen: list[str], what: str) -> list[str]:
+        for name in chosen:
+            if name not in self._members:
+                raise EngineUnavailable(self._host(name), f"{what} not started on any engine: "
+                                        f"this one is not reachable ({self._down.get(name)})")
+        return chosen
+
+    @staticmethod
+    def _all_or_raise(what: str, outcomes: Mapping[str, Outcome[T]]) -> dict[str, T]:
+        if any(not o.ok or o.value is None for o in outcomes.values()):
+            raise FleetFailed(what, outcomes)
+        return {name: o.value for name, o in outcomes.items() if o.value is not None}
+
     # -- reads ------------------------------------------------------------------------------
 
     def status(self) -> pd.DataFrame:
@@ -229,9 +334,11 @@ class Fleet:
 
     # -- the fan-out ------------------------------------------------------------------------
 
-    def _each(self, call: Callable[[Ops], T]) -> dict[str, Outcome[T]]:
+    def _each(self, call: Callable[[Ops], T], only: Sequence[str] | None = None
+              ) -> dict[str, Outcome[T]]:
         calls: dict[str, Callable[[], T]] = {
-            name: functools.partial(call, ops) for name, ops in self._members.items()}
+            name: functools.partial(call, ops) for name, ops in self._members.items()
+            if only is None or name in only}
         return fan_out(calls, self.deadline)
 
     def _frame(self, call: Callable[[Ops], pd.DataFrame]) -> pd.DataFrame:

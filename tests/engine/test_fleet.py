@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 import opskit
+from tests.support.relay import Relay
 from tests.support.second_engine import MAIN_URL, ThrowawayEngine
 from tests.support.session import unique
 
@@ -30,7 +31,8 @@ GONE = "unix:///nonexistent/opskit-fleet.sock"
 @pytest.fixture(scope="module")
 def edge(demo: list[str]) -> Iterator[ThrowawayEngine]:
     """A second engine with the demo web image, torn down whatever happens."""
-    eng = ThrowawayEngine(f"okf{os.getpid() % 100000}")
+    eng = ThrowawayEngine(f"okf{os.getpid() % 100000}",
+                          extra_args=["--label", "opskit-test.role=edge"])
     try:
         eng.start()
         eng.load_image("opskit/demo-web:latest")
@@ -96,3 +98,58 @@ def test_a_stopped_engine_costs_the_deadline_and_says_why(fleet: opskit.Fleet,
     while not answers():
         assert time.monotonic() < deadline, "the resumed engine never answered again"
         time.sleep(0.5)
+
+
+def test_deploy_to_chosen_engines_is_idempotent_and_torn_down(fleet: opskit.Fleet) -> None:
+    name = unique("fdep")
+    spec = opskit.ServiceSpec(name=name, image="opskit/demo-web:latest")
+    with pytest.raises(opskit.EngineUnavailable, match="not reachable"):
+        fleet.deploy(spec, wait="running")  # "gone" is one of all the engines: nowhere
+    assert name not in set(fleet.containers()["name"].astype(str))
+
+    done = fleet.deploy(spec, engines=["main", "edge"], wait="running", timeout=30)
+    assert set(done) == {"main", "edge"} and all(d.created for d in done.values())
+    again = fleet.deploy(spec, engines=["main", "edge"], wait="running", timeout=30)
+    assert all(d.kept and not d.created for d in again.values())
+
+    removed = fleet.teardown(name, engines=["main", "edge"])
+    assert all(removed.values())
+    assert name not in set(fleet.containers()["name"].astype(str))
+
+
+def test_engines_are_chosen_by_their_labels(fleet: opskit.Fleet) -> None:
+    assert fleet.select(["main", "edge"], labels={"opskit-test.role": "edge"}) == ["edge"]
+    with pytest.raises(opskit.EngineUnavailable, match="labels"):
+        fleet.select(labels={"opskit-test.role": "edge"})  # "gone" might match: refuse
+    with pytest.raises(opskit.InvalidTarget, match="nowhere"):
+        fleet.select(["nowhere"])
+
+
+def test_a_failure_on_one_engine_keeps_the_others_and_names_it(fleet: opskit.Fleet) -> None:
+    name = unique("fpart")
+    spec = opskit.ServiceSpec(name=name, image="opskit/demo-crash:latest")  # not on edge
+    with pytest.raises(opskit.FleetFailed) as caught:
+        fleet.deploy(spec, engines=["main", "edge"], wait=None, timeout=30)
+    outcomes = caught.value.outcomes
+    assert outcomes["main"].ok and not outcomes["edge"].ok
+    assert "demo-crash" in outcomes["edge"].error  # never pulled: the image is named
+    assert "Hint:" in str(caught.value)
+    fleet.teardown(name, engines=["main"])
+
+
+def test_a_black_holed_engine_costs_the_deadline(clean: Any) -> None:
+    with Relay("/var/run/docker.sock") as relay, opskit.connect_fleet(
+            {"main": MAIN_URL, "far": relay.url}, scope=clean.engine.scope, timeout=5,
+            deadline=2) as fleet:
+        assert fleet.reachable == ["main", "far"]
+        assert set(fleet.containers()["engine"].astype(str)) <= {"main", "far"}
+        relay.blackhole()
+        started = time.monotonic()
+        fleet.containers()
+        took = time.monotonic() - started
+        assert took < 4, f"the fleet read took {took:.1f} s"
+        status = fleet.last
+        assert status is not None
+        assert list(status["reachable"]) == [True, False]
+        assert "no answer within 2 s" in status.iloc[1]["error"]
+        relay.passthrough()
