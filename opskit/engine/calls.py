@@ -20,10 +20,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, Protocol
 
-__all__ = ["PayloadStream", "Readable", "api_client", "container_stats", "context_paths",
-           "get_archive", "inspect_container", "ipam_config", "is_read_timeout", "is_timeout",
-           "logs_stream", "parse_repository_tag", "refusal_message", "stat_path", "stats_stream",
-           "unpause"]
+__all__ = ["BOOT_API_VERSION", "PayloadStream", "Readable", "api_client", "container_stats",
+           "context_paths", "docker_client", "get_archive", "inspect_container", "ipam_config",
+           "is_read_timeout", "is_timeout", "logs_stream", "parse_repository_tag",
+           "refusal_message", "stat_path", "stats_stream", "unpause"]
 
 _PATH_STAT = "X-Docker-Container-Path-Stat"
 
@@ -233,8 +233,45 @@ def api_client(api: Any, host: str, *, timeout: float, pool_size: int) -> Any:
         tls = docker.tls.TLSConfig(client_cert=api.cert,
                                    ca_cert=verify if isinstance(verify, str) else None,
                                    verify=bool(verify))
-    return docker.APIClient(base_url=host, version=api.api_version, timeout=timeout, tls=tls,
-                            max_pool_size=pool_size, use_ssh_client=host.startswith("ssh"))
+    client = docker.APIClient(base_url=host, version=api.api_version, timeout=timeout, tls=tls,
+                              max_pool_size=pool_size, use_ssh_client=host.startswith("ssh"))
+    client.trust_env = api.trust_env
+    return client
+
+
+BOOT_API_VERSION = "1.24"
+"""The oldest API docker-py speaks: a client made with it sends no request until asked."""
+
+
+def docker_client(url: str, *, timeout: float, tls: Any, pool_size: int) -> Any:
+    """``docker.DockerClient(base_url=url, ...)`` that verifies a TLS engine against the CA file
+    it was given, whatever the environment says.
+
+    requests lets ``REQUESTS_CA_BUNDLE`` or ``CURL_CA_BUNDLE`` replace a session's own CA file on
+    every request (psf/requests#3829), so with either set (common on corporate machines and in
+    CI images) docker-py would check the engine's certificate against the system's CAs and
+    refuse it. With a CA file, the client therefore reads no settings from the environment, as
+    the docker CLI ignores them; proxies for such an engine are not taken from it either.
+
+    Raises:
+        docker.errors.DockerException, requests exceptions: as ``docker.DockerClient`` does
+        (the engine's API version is asked for once, as docker-py does).
+    """
+    import docker
+
+    pinned = bool(tls) and bool(getattr(tls, "verify", False)) and isinstance(
+        getattr(tls, "ca_cert", None), str)
+    client = docker.DockerClient(base_url=url, timeout=timeout, tls=tls or False,
+                                 max_pool_size=pool_size, use_ssh_client=url.startswith("ssh"),
+                                 version=BOOT_API_VERSION if pinned else None)
+    if pinned:
+        client.api.trust_env = False
+        try:
+            client.api._version = str(client.api.version(api_version=False)["ApiVersion"])
+        except Exception:
+            client.close()
+            raise
+    return client
 
 
 def parse_repository_tag(ref: str) -> tuple[str, str | None]:

@@ -27,6 +27,7 @@ from typing import Any
 
 from ..base import errors
 from ..base.durable import state_dir
+from .calls import docker_client
 from .translate import translate
 
 log = logging.getLogger("opskit")
@@ -286,7 +287,6 @@ def open_engine(url: str | None = None, *, scope: str = "default", timeout: floa
         InvalidSpec: ``scope`` is not a scope name.
         OpsKitError: ``OPSKIT_SCOPE_KEY`` is shorter than 32 bytes.
     """
-    import docker
 
     key = _scope_key(scope)  # before any connection: a refused key leaves nothing to close
     url, tls, via = _choose(url, tls, context)
@@ -303,8 +303,7 @@ def open_engine(url: str | None = None, *, scope: str = "default", timeout: floa
     if scheme in _TCP and not _is_loopback(url) and not getattr(tls, "verify", False):
         raise errors.InsecureEngine(shown)
     try:
-        client = docker.DockerClient(base_url=url, timeout=timeout, tls=tls or False,
-                                     max_pool_size=POOL_SIZE, use_ssh_client=scheme == "ssh")
+        client = docker_client(url, timeout=timeout, tls=tls, pool_size=POOL_SIZE)
     except Exception as exc:  # docker-py raises several kinds for a bad URL or missing socket
         raise _unavailable(shown, str(exc).replace(url, shown), via) from exc
     try:

@@ -20,6 +20,7 @@ from typing import Any
 
 from ..base import errors
 from ..records.event_records import event_key, parse_event
+from .calls import api_client
 from .connection import Engine
 from .translate import translate
 
@@ -188,17 +189,7 @@ def side_client(engine: Engine, timeout: float) -> Any:
     Raises:
         EngineUnavailable: docker-py could not build the client (bad URL or TLS files).
     """
-    import docker
-
-    api = engine.api
-    tls: Any = False
-    if str(api.base_url).startswith("https://"):
-        verify = api.verify
-        tls = docker.tls.TLSConfig(client_cert=api.cert, verify=bool(verify),
-                                   ca_cert=verify if isinstance(verify, str) else None)
     try:
-        return docker.APIClient(base_url=engine.host, timeout=timeout, tls=tls,
-                                version=api.api_version,
-                                use_ssh_client=engine.host.startswith("ssh"))
+        return api_client(engine.api, engine.host, timeout=timeout, pool_size=10)
     except Exception as exc:  # docker-py raises several kinds for a bad URL or TLS file
         raise errors.EngineUnavailable(engine.host, f"cannot build a client: {exc}") from exc

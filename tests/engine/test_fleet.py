@@ -8,16 +8,19 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import time
 from collections.abc import Iterator
 from typing import Any
 
+import docker.tls
 import pytest
 
 import opskit
 from tests.support.relay import Relay
 from tests.support.second_engine import MAIN_URL, ThrowawayEngine
 from tests.support.session import unique
+from tests.support.tls import TlsFiles, link_netns, make_certs
 
 pytestmark = [
     pytest.mark.engine,
@@ -153,3 +156,53 @@ def test_a_black_holed_engine_costs_the_deadline(clean: Any) -> None:
         assert list(status["reachable"]) == [True, False]
         assert "no answer within 2 s" in status.iloc[1]["error"]
         relay.passthrough()
+
+
+@pytest.fixture(scope="module")
+def remote(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, TlsFiles]]:
+    """A dockerd reached over TCP with TLS verification, as a remote host is: its own network
+    namespace, a veth link, certificates made here; its URL and the certificates."""
+    tag = os.getpid() % 100000
+    netns, subnet = f"okr{tag}", 1 + tag % 250
+    certs = make_certs(tmp_path_factory.mktemp("tls"), f"10.251.{subnet}.2")
+    eng = None
+    try:
+        inside = link_netns(netns, f"okr{tag}h", subnet)
+        eng = ThrowawayEngine(netns, extra_args=["-H", f"tcp://{inside}:2376",
+                                                 *certs.dockerd_args()])
+        eng.start()
+        yield f"tcp://{inside}:2376", certs
+    finally:
+        if eng is not None:
+            eng.close()
+        subprocess.run(["ip", "netns", "del", netns], capture_output=True, check=False)
+
+
+def test_a_remote_engine_over_tls(clean: Any, remote: tuple[str, TlsFiles], tmp_path: Any,
+                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """Verified against the CA it was given, even where REQUESTS_CA_BUNDLE names the system's
+    CAs (requests would let it win); refused without TLS; unreachable with a wrong CA."""
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/ssl/certs/ca-certificates.crt")
+    url, certs = remote
+    tls = docker.tls.TLSConfig(client_cert=(str(certs.client_cert), str(certs.client_key)),
+                               ca_cert=str(certs.ca), verify=True)
+    with opskit.connect_fleet({"main": MAIN_URL, "remote": url}, scope=clean.engine.scope,
+                              timeout=10, deadline=10, tls={"remote": tls}) as fleet:
+        assert fleet.reachable == ["main", "remote"]
+        assert fleet["remote"].host == url
+        overview = fleet.status().set_index("engine")
+        assert overview.loc["remote", "reachable"] and overview.loc["remote", "version"]
+        assert set(fleet.containers()["engine"].cat.categories) == {"main", "remote"}
+
+    with pytest.raises(opskit.InsecureEngine):  # no TLS: refused before any connection
+        opskit.connect_fleet({"remote": url}, scope=clean.engine.scope)
+
+    stranger = make_certs(tmp_path / "other", "10.251.0.2", name="other")
+    wrong = docker.tls.TLSConfig(client_cert=(str(stranger.client_cert),
+                                              str(stranger.client_key)),
+                                 ca_cert=str(stranger.ca), verify=True)
+    with opskit.connect_fleet({"remote": url}, scope=clean.engine.scope, timeout=10,
+                              deadline=10, tls={"remote": wrong}) as fleet:
+        assert fleet.reachable == []
+        reason = fleet.status().iloc[0]["error"]
+        assert url.removeprefix("tcp://") in reason and "certificate" in reason.lower()
