@@ -3,5 +3,6 @@ with a deadline per engine, so one host that is down or slow never stalls the no
 
 from .fanout import Outcome, fan_out
 from .fleet import Fleet, connect_fleet
+from .supervisor import EngineAlert, Supervisor
 
-__all__ = ["Fleet", "Outcome", "connect_fleet", "fan_out"]
+__all__ = ["EngineAlert", "Fleet", "Outcome", "Supervisor", "connect_fleet", "fan_out"]

@@ -28,8 +28,11 @@ from ..base.errors import (
 )
 from ..engine.connection import DEFAULT_TIMEOUT, check_scope, open_engine
 from ..ops import Ops, TLSConfig, as_spec
+from ..recover.rules import RuleConfig
+from ..spec.policy import RecoveryPolicy
 from ..spec.service import ServiceSpec
 from .fanout import Outcome, fan_out
+from .supervisor import EngineAlert, Supervisor
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -263,6 +266,28 @@ class Fleet:
                                                     volumes=volumes)
                             for name in chosen}, 4 * self.timeout)
         return self._all_or_raise(f"teardown of {service}", outcomes)
+
+    # -- recovery -----------------------------------------------------------------------------
+
+    def watch(self, services: Sequence[str] | None = None, *,
+              engines: Sequence[str] | None = None,
+              policy: RecoveryPolicy | Mapping[str, RecoveryPolicy] | None = None,
+              rules: RuleConfig | None = None, specs: Mapping[str, ServiceSpec] | None = None,
+              relist_every: float = 5.0, record_bundles: bool = True,
+              alert: Callable[[EngineAlert], None] | None = None,
+              retry_every: float = 10.0) -> Supervisor:
+        """A watchdog per engine under one supervisor, not started: ``sup.start()``.
+
+        Each engine's watchdog is :meth:`opskit.Ops.watch` on that engine, with the arguments
+        given here; an engine unreachable at the start is tried every ``retry_every`` seconds
+        and watched from when it answers. See :class:`~opskit.fleet.supervisor.Supervisor`.
+
+        Raises:
+            InvalidTarget: an engine not in the fleet.
+        """
+        return Supervisor(self, services, engines=engines, policy=policy, rules=rules,
+                          specs=specs, relist_every=relist_every, record_bundles=record_bundles,
+                          alert=alert, retry_every=retry_every)
 
     def _reachable(self, chosen: list[str], what: str) -> list[str]:
         for name in chosen:

@@ -19,7 +19,7 @@ import pytest
 import opskit
 from tests.support.relay import Relay
 from tests.support.second_engine import MAIN_URL, ThrowawayEngine
-from tests.support.session import unique
+from tests.support.session import unique, until
 from tests.support.tls import TlsFiles, link_netns, make_certs
 
 pytestmark = [
@@ -206,3 +206,44 @@ def test_a_remote_engine_over_tls(clean: Any, remote: tuple[str, TlsFiles], tmp_
         assert fleet.reachable == []
         reason = fleet.status().iloc[0]["error"]
         assert url.removeprefix("tcp://") in reason and "certificate" in reason.lower()
+
+
+def test_one_supervisor_recovers_on_each_engine_and_on_one_that_comes_back(
+        clean: Any, edge: ThrowawayEngine, free_port: int) -> None:
+    """The late engine is unreachable when the supervisor starts; its container crashes
+    meanwhile; once it answers, its watchdog starts and reconciles that failure."""
+    name = unique("fsup")
+    spec = opskit.ServiceSpec(name=name, image="opskit/demo-web:latest")
+    scope = clean.engine.scope
+    with opskit.connect(edge.url, scope=scope) as direct:
+        direct.deploy(spec, wait="healthy", timeout=30)
+        with opskit.connect_fleet({"main": MAIN_URL, "late": f"tcp://127.0.0.1:{free_port}"},
+                                  scope=scope, timeout=5, deadline=3) as fleet:
+            fleet["main"].deploy(spec, wait="healthy", timeout=30)
+            assert fleet.reachable == ["main"]
+            sup = fleet.watch([name], relist_every=1, retry_every=1, record_bundles=False)
+            sup.start()
+            try:
+                status = sup.status().set_index("engine")
+                assert status.loc["main", "watching"] and not status.loc["late", "watching"]
+                assert status.loc["late", "error"]
+                direct.chaos("crash", name)  # kill -9 from the host, while nobody watches
+                with Relay(str(edge.sock), port=free_port):
+                    until(lambda: _done(sup, "late"), 40, "the late engine's crash recovered")
+                    clean.chaos("crash", name)
+                    until(lambda: _done(sup, "main"), 40, "the main engine's crash recovered")
+                    timeline = sup.actions()
+                    assert list(timeline["engine"].cat.categories) == ["main", "late"]
+                    assert timeline["ts"].is_monotonic_increasing
+                    until(lambda: direct.inspect(name).health == "healthy", 20, "healthy")
+            finally:
+                sup.stop()
+            assert not sup.running
+
+
+def _done(sup: Any, engine: str) -> bool:
+    actions = sup.actions()
+    mine = actions[(actions["engine"].astype(str) == engine)
+                   & (actions["result"].astype(str) == "ok")]
+    return bool(len(mine) and set(mine["action"].astype(str)) == {"restart"})
+

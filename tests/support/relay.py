@@ -22,9 +22,9 @@ __all__ = ["Relay"]
 class Relay:
     """Forwards 127.0.0.1:PORT to a unix socket while :attr:`passing` is set."""
 
-    def __init__(self, unix_path: str) -> None:
+    def __init__(self, unix_path: str, port: int = 0) -> None:
         self.unix_path = unix_path
-        self._server = socket.create_server(("127.0.0.1", 0))
+        self._server = socket.create_server(("127.0.0.1", port))
         self.port = self._server.getsockname()[1]
         self._passing = threading.Event()
         self._passing.set()
