@@ -46,19 +46,19 @@ T = TypeVar("T")
 Since = datetime | str | float | None
 
 
-def _is_url(address: str) -> bool:
-    return "://" in address or address.startswith("/")
+def _is_url(address: str | None) -> bool:
+    return address is None or "://" in address or address.startswith("/")
 
 
-def connect_fleet(engines: Mapping[str, str] | Sequence[str], *, scope: str = "default",
+def connect_fleet(engines: Mapping[str, str | None] | Sequence[str], *, scope: str = "default",
                   timeout: float = DEFAULT_TIMEOUT, deadline: float = DEFAULT_DEADLINE,
                   tls: Mapping[str, TLSConfig] | None = None) -> Fleet:
     """Connect to several engines at once: ``docker --context NAME`` or ``-H URL`` for each.
 
     Args:
         engines: name -> address, or a list of docker context names (each its own name). An
-            address is an engine URL (``unix://``, ``ssh://``, ``tcp://`` with TLS) or a docker
-            context name.
+            address is an engine URL (``unix://``, ``ssh://``, ``tcp://`` with TLS), a docker
+            context name, or None for the engine ``docker`` would use (``DOCKER_HOST``...).
         scope: the opskit scope, the same on every engine.
         timeout: seconds for each non-streaming call to one engine.
         deadline: seconds to wait for each engine, when connecting and on every read.
@@ -74,7 +74,8 @@ def connect_fleet(engines: Mapping[str, str] | Sequence[str], *, scope: str = "d
             connected).
         InvalidTarget: an address that is neither an engine URL nor a docker context.
     """
-    named = dict(engines) if isinstance(engines, Mapping) else {n: n for n in engines}
+    named: dict[str, str | None] = (dict(engines) if isinstance(engines, Mapping)
+                                    else {n: n for n in engines})
     if not named:
         raise InvalidSpec("engines", "is empty", allowed="a mapping of name to URL or context")
     if not isinstance(engines, Mapping) and len(named) != len(engines):
@@ -93,7 +94,7 @@ class Fleet:
     reachable engine at once and return one frame with an ``engine`` column.
     """
 
-    def __init__(self, addresses: Mapping[str, str], *, scope: str = "default",
+    def __init__(self, addresses: Mapping[str, str | None], *, scope: str = "default",
                  timeout: float = DEFAULT_TIMEOUT, deadline: float = DEFAULT_DEADLINE,
                  tls: Mapping[str, TLSConfig] | None = None) -> None:
         self.addresses = dict(addresses)
@@ -133,7 +134,7 @@ class Fleet:
             raise InvalidTarget(name, "is not an engine of this fleet",
                                 hint=f"the fleet's engines are {', '.join(self)}.")
         if name not in self._members:
-            raise EngineUnavailable(self.addresses[name], self._down.get(name, "not connected"))
+            raise EngineUnavailable(self._host(name), self._down.get(name, "not connected"))
         return self._members[name]
 
     @property
@@ -393,7 +394,9 @@ class Fleet:
 
     def _host(self, name: str) -> str:
         ops = self._members.get(name)
-        return ops.host if ops is not None else self.addresses[name]
+        if ops is not None:
+            return ops.host
+        return self.addresses[name] or "the engine docker would use"
 
 
 def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:

@@ -22,7 +22,8 @@ pytestmark = pytest.mark.engine
 
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]-*.ipynb"))
 # what an executed copy must print: the runbook's point, not just the absence of errors
-EXPECTED = {"01-deploy-runbook": "rolled back: True", "05-recovery-runbook": "recovered: True"}
+EXPECTED = {"01-deploy-runbook": "rolled back: True", "05-recovery-runbook": "recovered: True",
+            "08-fleet": "recovered: True"}
 NO_ENGINE = {"06-incident-analysis"}  # runs with DOCKER_HOST pointing at nothing
 # plain papermill keeps the widget state, and each plotly figure widget's holds plotly.js;
 # run-runbook does not store it
