@@ -13,6 +13,7 @@ and :attr:`Fleet.last` (also ``frame.attrs["engines"]``) says why in its row.
 from __future__ import annotations
 
 import functools
+import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -36,6 +37,8 @@ from .supervisor import EngineAlert, Supervisor
 
 if TYPE_CHECKING:
     import pandas as pd
+
+    from ..analysis.bundle import Bundle
 
 __all__ = ["DEFAULT_DEADLINE", "STATUS_COLUMNS", "Fleet", "connect_fleet"]
 
@@ -289,6 +292,50 @@ class Fleet:
         return Supervisor(self, services, engines=engines, policy=policy, rules=rules,
                           specs=specs, relist_every=relist_every, record_bundles=record_bundles,
                           alert=alert, retry_every=retry_every)
+
+    # -- incidents ----------------------------------------------------------------------------
+
+    def record(self, name: str, services: Sequence[str] | None = None, since: Since = "30m",
+               until: Since = None, *, engines: Sequence[str] | None = None,
+               path: str | Path | None = None, supervisor: Supervisor | None = None,
+               logs_tail: int | None = 1000) -> Bundle:
+        """Record an incident across engines into one bundle file (``NAME.opsb``) and open it.
+
+        Each engine's part is :meth:`opskit.Ops.record` on that engine, all at once; every
+        table of the bundle gains an ``engine`` column (see
+        :func:`~opskit.analysis.combine.combine_bundles`). An engine that cannot be read is
+        named in the manifest's notes, not waited for beyond ``timeout`` x 6.
+
+        Args:
+            name, services, since, until, logs_tail: as :meth:`opskit.Ops.record`.
+            engines: the engines to record (every reachable one by default).
+            path: where to write; ``NAME.opsb`` in the current folder by default.
+            supervisor: a :meth:`watch` supervisor whose watchdogs' findings to include.
+
+        Raises:
+            FleetFailed: no engine could be recorded (each one's reason is in it).
+            StorageError: the file could not be written.
+        """
+        from ..analysis.combine import combine_bundles  # loads pandas and pyarrow
+
+        chosen = [n for n in (engines or self.reachable) if n in self._members]
+        target = Path(path) if path is not None else Path(f"{name}.opsb")
+        with tempfile.TemporaryDirectory(prefix="opskit-fleet-") as parts:
+            def one(engine: str) -> Bundle:
+                watchdog = supervisor.watchdogs.get(engine) if supervisor else None
+                return self._members[engine].record(
+                    f"{name}-{engine}", services, since, until, watchdog=watchdog,
+                    path=Path(parts) / f"{engine}.opsb", logs_tail=logs_tail)
+
+            outcomes = fan_out({e: functools.partial(one, e) for e in chosen}, 6 * self.timeout)
+            recorded = {e: o.value for e, o in outcomes.items() if o.ok and o.value is not None}
+            if not recorded:
+                raise FleetFailed(f"record of {name}", outcomes)
+            notes = [f"engine {e} not recorded: {o.error}" for e, o in outcomes.items()
+                     if not o.ok]
+            notes += [f"engine {e} not recorded: not reachable ({self._down.get(e)})"
+                      for e in (engines or self.addresses) if e not in self._members]
+            return combine_bundles(recorded, name, target, notes=notes)
 
     def _reachable(self, chosen: list[str], what: str) -> list[str]:
         for name in chosen:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -17,6 +18,7 @@ import docker.tls
 import pytest
 
 import opskit
+from tests.support.paths import ROOT
 from tests.support.relay import Relay
 from tests.support.second_engine import MAIN_URL, ThrowawayEngine
 from tests.support.session import unique, until
@@ -247,3 +249,30 @@ def _done(sup: Any, engine: str) -> bool:
                    & (actions["result"].astype(str) == "ok")]
     return bool(len(mine) and set(mine["action"].astype(str)) == {"restart"})
 
+
+
+def test_an_incident_across_engines_is_one_bundle_notebook_06_opens(
+        fleet: opskit.Fleet, tmp_path: Any) -> None:
+    name = unique("fbun")
+    spec = opskit.ServiceSpec(name=name, image="opskit/demo-web:latest")
+    fleet.deploy(spec, engines=["main", "edge"], timeout=30)
+    fleet["edge"].chaos("crash", name)
+    until(lambda: fleet["edge"].inspect(name).state == "exited", 20, "the crash seen")
+    bundle = fleet.record("across", [name], since="5m", path=tmp_path / "across.opsb")
+    fleet.teardown(name, engines=["main", "edge"])
+
+    again = opskit.open_bundle(bundle.path)
+    assert set(again.containers["engine"].astype(str)) == {"main", "edge"}
+    assert set(again.manifest["engines"]) == {"main", "edge"}
+    assert any("gone" in note for note in again.manifest["notes"])
+    died = again.events[(again.events["action"].astype(str) == "die")]
+    assert set(died["engine"].astype(str)) == {"edge"}
+    assert len(again.replay()) and "across" in again.report()
+
+    out = tmp_path / "06.ipynb"
+    done = subprocess.run(
+        [sys.executable, "-m", "papermill", str(ROOT / "notebooks/06-incident-analysis.ipynb"),
+         str(out), "-p", "bundle_path", str(bundle.path), "--cwd", str(ROOT / "notebooks"),
+         "--no-progress-bar"], capture_output=True, text=True, timeout=240,
+        env={**os.environ, "DOCKER_HOST": "unix:///nonexistent/docker.sock"})
+    assert done.returncode == 0, done.stderr[-2000:]
