@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
 from ..act.deploy import Deployment
+from ..base import labels as L
 from ..base.errors import (
     EngineUnavailable,
     FleetFailed,
@@ -373,6 +374,37 @@ class Fleet:
         frame = pd.DataFrame(rows)
         frame["engine"] = frame["engine"].astype("category")
         return frame
+
+    def overview(self) -> pd.DataFrame:
+        """The fleet at a glance, one row per engine: reachable, version, and its containers
+        running, unhealthy and exited, with how many services of this fleet's scope run there
+        (from ``docker ps -a`` of every engine at once); why an engine is missing."""
+        import pandas as pd
+
+        frame = self.containers()
+        status = self.last if self.last is not None else pd.DataFrame(columns=STATUS_COLUMNS)
+        wanted = {"label": [f"{L.MANAGED}=true", f"{L.SCOPE}={self.scope}"],
+                  "status": "running"}
+        services = {name: {str((c.get("Labels") or {}).get(L.SERVICE, "")) for c in o.value}
+                    for name, o in self._each(
+                        lambda ops: ops.engine.api.containers(filters=wanted)).items()
+                    if o.ok and o.value is not None}
+        rows = []
+        for name, row in zip(status["engine"], status.itertuples(index=False), strict=True):
+            mine = frame[frame["engine"].astype(str) == name]
+            state, health = mine["state"].astype(str), mine["health"].astype(str)
+            version = (self._members[name].engine.info.get("Version")
+                       if name in self._members else None)
+            rows.append({"engine": name, "host": row.host, "reachable": bool(row.reachable),
+                         "version": version, "running": int((state == "running").sum()),
+                         "unhealthy": int((health == "unhealthy").sum()),
+                         "exited": int((state == "exited").sum()),
+                         "services": len(services.get(name, set()) - {""}),
+                         "error": row.error})
+        out = pd.DataFrame(rows)
+        if len(out):
+            out["engine"] = pd.Categorical(out["engine"], categories=list(self.addresses))
+        return out
 
     def containers(self, *, all: bool = True) -> pd.DataFrame:
         """``docker ps -a`` on every engine at once, an ``engine`` column first."""

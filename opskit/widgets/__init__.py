@@ -6,6 +6,7 @@ display it by leaving it as the last expression of a cell::
     from opskit.widgets import ContainerBoard, Dashboard
     ContainerBoard(ops)
     Dashboard(ops, watchdog=ops.watch().start())
+    FleetDashboard(opskit.connect_fleet({...}))   # engines overview, then one engine's
 """
 
 from __future__ import annotations
@@ -14,10 +15,11 @@ from .board import ContainerBoard
 from .chaospanel import ChaosPanel
 from .dashboard import Dashboard
 from .deployform import DeployForm
+from .fleetview import EngineOverview, FleetDashboard
 from .logview import LogViewer
 from .monitor import StatsMonitor
 from .recovery import RecoveryPanel
 from .timeline import TimelineView
 
-__all__ = ["ChaosPanel", "ContainerBoard", "Dashboard", "DeployForm", "LogViewer",
-           "RecoveryPanel", "StatsMonitor", "TimelineView"]
+__all__ = ["ChaosPanel", "ContainerBoard", "Dashboard", "DeployForm", "EngineOverview",
+           "FleetDashboard", "LogViewer", "RecoveryPanel", "StatsMonitor", "TimelineView"]

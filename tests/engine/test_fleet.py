@@ -276,3 +276,31 @@ def test_an_incident_across_engines_is_one_bundle_notebook_06_opens(
          "--no-progress-bar"], capture_output=True, text=True, timeout=240,
         env={**os.environ, "DOCKER_HOST": "unix:///nonexistent/docker.sock"})
     assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_the_fleet_console_offers_the_demo_then_shows_each_engine(
+        fleet: opskit.Fleet) -> None:
+    from opskit.widgets import EngineOverview, FleetDashboard
+    from opskit.widgets.fleetview import DEMO_SERVICES
+
+    overview = EngineOverview(fleet)
+    rows = overview.frame.set_index("engine")
+    assert list(rows.index) == ["main", "edge", "gone"] and not rows.loc["gone", "reachable"]
+    assert overview.idle and overview.demo_button.layout.display == ""  # a fresh lab
+    try:
+        overview.demo_button.click()
+        assert "error" not in overview.messages.kinds, overview.messages.text
+        assert not overview.idle and overview.demo_button.layout.display == "none"
+        assert set(overview.frame.set_index("engine").loc[["main", "edge"], "services"]) == {2}
+
+        console = FleetDashboard(fleet, autostart=False)
+        assert list(console.engine.options) == ["main", "edge"]
+        console.engine.value = "edge"
+        assert console.dashboard is not None and console.dashboard.ops is fleet["edge"]
+        board = console.dashboard.board
+        board.refresh()
+        assert board.frame is not None and "demo-web" in set(board.frame["name"].astype(str))
+        console.close()
+    finally:
+        for spec in DEMO_SERVICES:
+            fleet.teardown(spec.name, engines=["main", "edge"])
