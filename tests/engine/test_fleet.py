@@ -10,6 +10,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -18,6 +19,8 @@ import docker.tls
 import pytest
 
 import opskit
+from tests.support.live import sweep
+from tests.support.observer import EventObserver
 from tests.support.paths import ROOT
 from tests.support.relay import Relay
 from tests.support.second_engine import MAIN_URL, ThrowawayEngine
@@ -44,6 +47,16 @@ def edge(demo: list[str]) -> Iterator[ThrowawayEngine]:
         yield eng
     finally:
         eng.close()
+
+
+@pytest.fixture(autouse=True)
+def clean_edge(clean: Any, edge: ThrowawayEngine) -> Iterator[None]:
+    """After each test, what the test scope left on the edge engine is removed (``clean``
+    does it on the main one)."""
+    yield
+    if edge.running:
+        with opskit.connect(edge.url, scope=clean.engine.scope) as ops:
+            sweep(ops)
 
 
 @pytest.fixture
@@ -304,3 +317,57 @@ def test_the_fleet_console_offers_the_demo_then_shows_each_engine(
     finally:
         for spec in DEMO_SERVICES:
             fleet.teardown(spec.name, engines=["main", "edge"])
+
+
+def test_no_action_while_an_engine_cannot_be_observed_then_one_when_it_can(
+        clean: Any, edge: ThrowawayEngine) -> None:
+    """The edge engine's dockerd is stopped (SIGSTOP) while its container is killed from the
+    host: its watchdog cannot see, and starts nothing; once resumed, exactly one restart."""
+    name = unique("fobs")
+    spec = opskit.ServiceSpec(name=name, image="opskit/demo-web:latest")
+    with opskit.connect_fleet({"main": MAIN_URL, "edge": edge.url}, scope=clean.engine.scope,
+                              timeout=5, deadline=3) as fleet:
+        fleet.deploy(spec, engines=["edge"], wait="healthy", timeout=30)
+        cid = fleet["edge"].inspect(name).id
+        sup = fleet.watch([name], engines=["edge"], relist_every=1, record_bundles=False)
+        with EventObserver(edge.url, {"container": [cid]}) as observer:
+            sup.start()
+            try:
+                pid = fleet["edge"].inspect(name).pid
+                assert edge.pid is not None
+                os.kill(edge.pid, signal.SIGSTOP)
+                try:
+                    os.kill(pid, signal.SIGKILL)  # the container dies unseen
+                    time.sleep(4)  # re-lists time out meanwhile: nothing may be done
+                    assert len(sup.actions()) == 0
+                finally:
+                    os.kill(edge.pid, signal.SIGCONT)
+                until(lambda: _done(sup, "edge"), 40, "recovered once the engine answers")
+                observer.barrier()
+                assert observer.error is None
+                assert observer.count("die", cid) == 1
+                assert observer.count("start", cid) == 1, observer.actions(cid)
+            finally:
+                sup.stop()
+        fleet.teardown(name, engines=["edge"])
+
+
+def test_an_engine_killed_mid_read_is_a_row_and_comes_back(
+        clean: Any, edge: ThrowawayEngine) -> None:
+    with opskit.connect_fleet({"main": MAIN_URL, "edge": edge.url}, scope=clean.engine.scope,
+                              timeout=5, deadline=3) as fleet:
+        assert edge.pid is not None
+        os.kill(edge.pid, signal.SIGSTOP)  # hold it mid-call, then kill it there
+        started = time.monotonic()
+        killer = threading.Timer(0.5, edge.sigkill)
+        killer.start()
+        frame = fleet.containers()
+        killer.join()
+        assert time.monotonic() - started < fleet.deadline + 2
+        assert set(frame["engine"].astype(str)) <= {"main"}
+        status = fleet.last
+        assert status is not None and not status.set_index("engine").loc["edge", "reachable"]
+        edge.start()
+        until(lambda: (fleet.containers() is not None and fleet.last is not None
+                       and bool(fleet.last.set_index("engine").loc["edge", "reachable"])),
+              30, "the restarted engine read again")
