@@ -371,3 +371,15 @@ def test_an_engine_killed_mid_read_is_a_row_and_comes_back(
         until(lambda: (fleet.containers() is not None and fleet.last is not None
                        and bool(fleet.last.set_index("engine").loc["edge", "reachable"])),
               30, "the restarted engine read again")
+
+
+def test_engines_named_by_docker_context(clean: Any, edge: ThrowawayEngine, tmp_path: Any,
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """``docker context create edge-ctx --docker host=...``, then the fleet names it."""
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path))
+    made = subprocess.run(["docker", "context", "create", "edge-ctx", "--docker",
+                           f"host={edge.url}"], capture_output=True, text=True, timeout=30)
+    assert made.returncode == 0, made.stderr
+    with opskit.connect_fleet(["edge-ctx"], scope=clean.engine.scope, deadline=10) as fleet:
+        assert fleet.reachable == ["edge-ctx"] and fleet["edge-ctx"].host == edge.url
+        assert fleet.status().iloc[0]["reachable"]
