@@ -13,7 +13,9 @@ and :attr:`Fleet.last` (also ``frame.attrs["engines"]``) says why in its row.
 from __future__ import annotations
 
 import functools
+import re
 import tempfile
+import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -50,6 +52,10 @@ T = TypeVar("T")
 Since = datetime | str | float | None
 
 
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]{0,63}")
+"""An engine's name in a fleet: also a file name (its part of a bundle), so no path in it."""
+
+
 def _is_url(address: str | None) -> bool:
     return address is None or "://" in address or address.startswith("/")
 
@@ -84,6 +90,11 @@ def connect_fleet(engines: Mapping[str, str | None] | Sequence[str], *, scope: s
         raise InvalidSpec("engines", "is empty", allowed="a mapping of name to URL or context")
     if not isinstance(engines, Mapping) and len(named) != len(engines):
         raise InvalidSpec("engines", "names an engine twice", value=list(engines))
+    for name in named:
+        if not isinstance(name, str) or not _NAME.fullmatch(name):
+            raise InvalidSpec("engines", f"has an engine named {name!r}", value=name,
+                              allowed="letters, digits and _ . + - (a docker context's name "
+                              "rules), at most 64")
     check_scope(scope)
     fleet = Fleet(named, scope=scope, timeout=timeout, deadline=deadline, tls=tls)
     fleet.reconnect()
@@ -108,11 +119,12 @@ class Fleet:
         self._tls = dict(tls or {})
         self._members: dict[str, Ops] = {}
         self._down: dict[str, str] = {name: "not connected yet" for name in self.addresses}
+        self._lock = threading.Lock()  # the supervisor reconnects while notebooks read
         self.last: pd.DataFrame | None = None
         """The status of the last fleet read: one row per engine (:data:`STATUS_COLUMNS`)."""
 
     def __repr__(self) -> str:
-        up = ", ".join(self._members) or "none"
+        up = ", ".join(self.reachable) or "none"
         return f"<opskit.Fleet {len(self.addresses)} engines, reachable: {up}>"
 
     def __enter__(self) -> Fleet:
@@ -137,14 +149,17 @@ class Fleet:
         if name not in self.addresses:
             raise InvalidTarget(name, "is not an engine of this fleet",
                                 hint=f"the fleet's engines are {', '.join(self)}.")
-        if name not in self._members:
+        with self._lock:
+            ops = self._members.get(name)
+        if ops is None:
             raise EngineUnavailable(self._host(name), self._down.get(name, "not connected"))
-        return self._members[name]
+        return ops
 
     @property
     def reachable(self) -> list[str]:
         """The names of the engines connected."""
-        return [name for name in self.addresses if name in self._members]
+        with self._lock:
+            return [name for name in self.addresses if name in self._members]
 
     def reconnect(self) -> dict[str, str]:
         """Connect to every engine not connected yet, at once, within the deadline.
@@ -157,14 +172,15 @@ class Fleet:
             InvalidTarget: an address that is neither an engine URL nor a docker context.
             (Both are mistakes to fix, not outages to wait out: no engine is left connected.)
         """
-        missing = [name for name in self.addresses if name not in self._members]
+        missing = [name for name in self.addresses if name not in self.reachable]
         outcomes = fan_out({name: self._opener(name) for name in missing}, self.deadline)
-        for name, outcome in outcomes.items():
-            if outcome.ok and outcome.value is not None:
-                self._members[name] = outcome.value
-                self._down.pop(name, None)
-            else:
-                self._down[name] = outcome.error
+        with self._lock:
+            for name, outcome in outcomes.items():
+                if outcome.ok and outcome.value is not None:
+                    self._members[name] = outcome.value
+                    self._down.pop(name, None)
+                else:
+                    self._down[name] = outcome.error
         refused = [o.exception for o in outcomes.values()
                    if isinstance(o.exception, InsecureEngine | InvalidTarget)]
         if refused:
@@ -185,9 +201,11 @@ class Fleet:
 
     def close(self) -> None:
         """Close every connection and its action journal."""
-        for ops in self._members.values():
+        with self._lock:
+            members = list(self._members.values())
+            self._members.clear()
+        for ops in members:
             ops.close()
-        self._members.clear()
 
     # -- choosing engines --------------------------------------------------------------------
 
@@ -249,7 +267,7 @@ class Fleet:
         """
         parsed = as_spec(spec)
         chosen = self._reachable(self.select(engines, labels), f"deploy of {parsed.name}")
-        outcomes = fan_out({name: functools.partial(self._members[name].deploy, parsed,
+        outcomes = fan_out({name: functools.partial(self[name].deploy, parsed,
                                                     wait=wait, timeout=timeout)
                             for name in chosen}, timeout + self.timeout)
         return self._all_or_raise(f"deploy of {parsed.name}", outcomes)
@@ -267,7 +285,7 @@ class Fleet:
             FleetFailed: the teardown failed on some engines; ``exc.outcomes`` says which.
         """
         chosen = self._reachable(self.select(engines, labels), f"teardown of {service}")
-        outcomes = fan_out({name: functools.partial(self._members[name].teardown, service,
+        outcomes = fan_out({name: functools.partial(self[name].teardown, service,
                                                     volumes=volumes)
                             for name in chosen}, 4 * self.timeout)
         return self._all_or_raise(f"teardown of {service}", outcomes)
@@ -319,12 +337,13 @@ class Fleet:
         """
         from ..analysis.combine import combine_bundles  # loads pandas and pyarrow
 
-        chosen = [n for n in (engines or self.reachable) if n in self._members]
+        up = self.reachable
+        chosen = [n for n in (engines or up) if n in up]
         target = Path(path) if path is not None else Path(f"{name}.opsb")
         with tempfile.TemporaryDirectory(prefix="opskit-fleet-") as parts:
             def one(engine: str) -> Bundle:
                 watchdog = supervisor.watchdogs.get(engine) if supervisor else None
-                return self._members[engine].record(
+                return self[engine].record(
                     f"{name}-{engine}", services, since, until, watchdog=watchdog,
                     path=Path(parts) / f"{engine}.opsb", logs_tail=logs_tail)
 
@@ -335,12 +354,13 @@ class Fleet:
             notes = [f"engine {e} not recorded: {o.error}" for e, o in outcomes.items()
                      if not o.ok]
             notes += [f"engine {e} not recorded: not reachable ({self._down.get(e)})"
-                      for e in (engines or self.addresses) if e not in self._members]
+                      for e in (engines or self.addresses) if e not in up]
             return combine_bundles(recorded, name, target, notes=notes)
 
     def _reachable(self, chosen: list[str], what: str) -> list[str]:
+        up = self.reachable
         for name in chosen:
-            if name not in self._members:
+            if name not in up:
                 raise EngineUnavailable(self._host(name), f"{what} not started on any engine: "
                                         f"this one is not reachable ({self._down.get(name)})")
         return chosen
@@ -389,12 +409,13 @@ class Fleet:
                     for name, o in self._each(
                         lambda ops: ops.engine.api.containers(filters=wanted)).items()
                     if o.ok and o.value is not None}
+        with self._lock:
+            members = dict(self._members)
         rows = []
         for name, row in zip(status["engine"], status.itertuples(index=False), strict=True):
             mine = frame[frame["engine"].astype(str) == name]
             state, health = mine["state"].astype(str), mine["health"].astype(str)
-            version = (self._members[name].engine.info.get("Version")
-                       if name in self._members else None)
+            version = members[name].engine.info.get("Version") if name in members else None
             rows.append({"engine": name, "host": row.host, "reachable": bool(row.reachable),
                          "version": version, "running": int((state == "running").sum()),
                          "unhealthy": int((health == "unhealthy").sum()),
@@ -441,8 +462,10 @@ class Fleet:
 
     def _each(self, call: Callable[[Ops], T], only: Sequence[str] | None = None
               ) -> dict[str, Outcome[T]]:
+        with self._lock:
+            members = dict(self._members)
         calls: dict[str, Callable[[], T]] = {
-            name: functools.partial(call, ops) for name, ops in self._members.items()
+            name: functools.partial(call, ops) for name, ops in members.items()
             if only is None or name in only}
         return fan_out(calls, self.deadline)
 
@@ -472,7 +495,8 @@ class Fleet:
         return merged
 
     def _host(self, name: str) -> str:
-        ops = self._members.get(name)
+        with self._lock:
+            ops = self._members.get(name)
         if ops is not None:
             return ops.host
         return self.addresses[name] or "the engine docker would use"

@@ -98,8 +98,13 @@ class Supervisor:
                 f"engines>")
 
     def start(self) -> Supervisor:
-        """Start a watchdog on every chosen engine that answers, and keep trying the others."""
+        """Start a watchdog on every chosen engine that answers, and keep trying the others;
+        after :meth:`stop`, the watchdogs start again (each re-lists what it watches)."""
         self._stop.clear()
+        with self._lock:
+            stopped = [w for w in self.watchdogs.values() if not w.running]
+        for watchdog in stopped:
+            watchdog.start()
         self._start_missing()
         if self._thread is None:
             self._thread = threading.Thread(target=self._retry_loop, daemon=True,
@@ -108,7 +113,7 @@ class Supervisor:
         return self
 
     def stop(self) -> None:
-        """Stop every watchdog and the retries."""
+        """Stop every watchdog and the retries; what they found and did stays readable."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=self.fleet.timeout + 5)

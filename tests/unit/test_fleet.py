@@ -56,6 +56,9 @@ def test_bad_fleets_are_refused_before_any_connection() -> None:
         opskit.connect_fleet(["a", "a"])
     with pytest.raises(opskit.InvalidSpec, match="scope"):
         opskit.connect_fleet({"gone": GONE}, scope="no spaces")
+    for hostile in ("../../etc", "a/b", "", "x" * 70):  # a name is also a file name
+        with pytest.raises(opskit.InvalidSpec, match="engine named"):
+            opskit.connect_fleet({hostile: GONE})
 
 
 def test_a_remote_engine_without_tls_is_refused_not_waited_for() -> None:
