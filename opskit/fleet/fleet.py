@@ -22,8 +22,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
 from ..act.deploy import Deployment
+from ..act.manage import VERBS, ActionResult
 from ..base import labels as L
 from ..base.errors import (
+    ContainerNotFound,
     EngineUnavailable,
     FleetFailed,
     InsecureEngine,
@@ -289,6 +291,58 @@ class Fleet:
                                                     volumes=volumes)
                             for name in chosen}, 4 * self.timeout)
         return self._all_or_raise(f"teardown of {service}", outcomes)
+
+    # -- manage -------------------------------------------------------------------------------
+
+    def lifecycle(self, verb: str, target: str, *, engines: Sequence[str] | None = None,
+                  timeout: float | None = None, signal: str = "SIGKILL",
+                  allow_foreign: bool = False) -> dict[str, list[ActionResult]]:
+        """``docker VERB TARGET`` on every chosen engine that has ``target``, at once.
+
+        Args:
+            verb: one of :data:`opskit.act.manage.VERBS` (``restart``, ``stop``...).
+            target: a container name or ID, or a service (every replica on each engine).
+            engines: the engines to act on (every reachable one by default).
+            timeout, signal, allow_foreign: as :meth:`opskit.Ops.lifecycle`.
+
+        Returns:
+            Each engine's results, by engine name; engines where nothing answers to ``target``
+            are left out.
+
+        Raises:
+            InvalidSpec: not a life-cycle verb (nothing was done).
+            ContainerNotFound: no chosen engine has ``target``.
+            FleetFailed: the action failed on some engines (``exc.outcomes`` has each one's).
+        """
+        if verb not in VERBS:
+            raise InvalidSpec("verb", "is not a life-cycle verb", allowed=", ".join(VERBS),
+                              value=verb)
+        chosen = self._reachable(self.select(engines) if engines else self.reachable,
+                                 f"{verb} of {target}")
+        outcomes = fan_out({name: functools.partial(
+            self[name].lifecycle, verb, target, timeout=timeout, signal=signal,
+            allow_foreign=allow_foreign) for name in chosen},
+            (timeout or 10.0) + 4 * self.timeout)
+        found = {name: o for name, o in outcomes.items()
+                 if not isinstance(o.exception, ContainerNotFound)}
+        if not found:
+            raise ContainerNotFound(target, ", ".join(chosen) or "no reachable engine")
+        return self._all_or_raise(f"{verb} of {target}", found)
+
+    def restart(self, target: str, *, engines: Sequence[str] | None = None,
+                timeout: float | None = None) -> dict[str, list[ActionResult]]:
+        """``docker restart TARGET`` on every chosen engine that has it; see :meth:`lifecycle`."""
+        return self.lifecycle("restart", target, engines=engines, timeout=timeout)
+
+    def stop(self, target: str, *, engines: Sequence[str] | None = None,
+             timeout: float | None = None) -> dict[str, list[ActionResult]]:
+        """``docker stop TARGET`` on every chosen engine that has it; see :meth:`lifecycle`."""
+        return self.lifecycle("stop", target, engines=engines, timeout=timeout)
+
+    def start(self, target: str, *, engines: Sequence[str] | None = None
+              ) -> dict[str, list[ActionResult]]:
+        """``docker start TARGET`` on every chosen engine that has it; see :meth:`lifecycle`."""
+        return self.lifecycle("start", target, engines=engines)
 
     # -- recovery -----------------------------------------------------------------------------
 

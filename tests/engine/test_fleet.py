@@ -383,3 +383,25 @@ def test_engines_named_by_docker_context(clean: Any, edge: ThrowawayEngine, tmp_
     with opskit.connect_fleet(["edge-ctx"], scope=clean.engine.scope, deadline=10) as fleet:
         assert fleet.reachable == ["edge-ctx"] and fleet["edge-ctx"].host == edge.url
         assert fleet.status().iloc[0]["reachable"]
+
+
+def test_lifecycle_verbs_act_on_every_engine_that_has_the_target(
+        fleet: opskit.Fleet, edge: ThrowawayEngine) -> None:
+    name = unique("fverb")
+    spec = opskit.ServiceSpec(name=name, image="opskit/demo-web:latest")
+    fleet.deploy(spec, engines=["main", "edge"], wait="running", timeout=30)
+    cid = fleet["edge"].inspect(name).id
+    with pytest.raises(opskit.InvalidSpec, match="verb"):
+        fleet.lifecycle("explode", name)
+    with pytest.raises(opskit.ContainerNotFound):
+        fleet.restart(unique("nowhere"))
+    with EventObserver(edge.url, {"container": [cid]}) as observer:
+        done = fleet.restart(name, timeout=1)
+        assert set(done) == {"main", "edge"} and all(r.ok for rs in done.values() for r in rs)
+        stopped = fleet.stop(name, engines=["edge"], timeout=1)
+        assert set(stopped) == {"edge"}
+        observer.barrier()
+        assert observer.error is None
+        assert observer.count("restart", cid) == 1 and observer.count("die", cid) == 2
+    assert fleet["main"].inspect(name).state == "running"
+    assert fleet["edge"].inspect(name).state == "exited"
