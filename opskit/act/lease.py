@@ -98,7 +98,7 @@ def acquire_lease(engine: Engine, container_id: str, incident_key: str, *, holde
             continue
         got = (current.get("Config") or {}).get("Labels") or {}
         their_expiry = float(got.get(EXPIRES, "0") or 0)
-        if not is_sealed(engine, "container", current["Id"]):  # a squatter: never removed
+        if not _sealed_soon(engine, current["Id"]):  # a squatter: never removed
             return Lease(name, False, f"a container opskit did not create ({current['Id'][:12]})",
                          their_expiry, current["Id"])
         if got.get(HOLDER) == holder:  # ours already (an earlier attempt on this incident)
@@ -157,6 +157,23 @@ def sweep_leases(engine: Engine, *, now: float | None = None, holder: str | None
                 holder is not None and labels.get(HOLDER) == holder):
             removed += _remove(engine, item["Id"])
     return removed
+
+
+SEAL_GRACE = 3.0
+"""Seconds a lease found unsealed is looked at again before it counts as a squatter: the
+winner of a race seals its lease right after the create (an fsync'd append), and a loser that
+inspects it in between must not take the winner for a container opskit did not create."""
+
+
+def _sealed_soon(engine: Engine, cid: str, grace: float = SEAL_GRACE) -> bool:
+    deadline = time.monotonic() + grace
+    pause = 0.01
+    while not is_sealed(engine, "container", cid):
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(pause)
+        pause = min(pause * 2, 0.2)
+    return True
 
 
 def _remove(engine: Engine, cid: str) -> int:

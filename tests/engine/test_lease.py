@@ -46,3 +46,29 @@ def test_expired_lease_is_broken_and_swept(clean, demo) -> None:
     assert sweep_leases(ops.engine) == 1
     names = {c["Names"][0].lstrip("/") for c in ops.engine.api.containers(all=True)}
     assert lease_name(cid, "k") in names and lease_name(cid, "k2") not in names
+
+
+def test_a_squatter_on_the_lease_name_is_never_taken_for_a_peer(clean, demo) -> None:
+    """A container opskit did not create, on a lease's name and with a lease's labels, holds
+    the incident for nobody: the acquire is refused (after the short grace a racing winner's
+    seal gets) and the squatter is left alone, even once its stated expiry has passed."""
+    from opskit.act import lease as lease_mod
+    from opskit.base import labels as L
+
+    ops, name = clean, unique("squat")
+    dep = ops.deploy(opskit.ServiceSpec(name=name, image="opskit/demo-web:latest",
+                                        labels={TEST_LABEL: SESSION}), wait="running")
+    cid, image = dep.ids[0], dep.image_id
+    api = ops.engine.api
+    squatter = api.create_container(image, name=lease_name(cid, "k"), command=["true"], labels={
+        **L.resource_labels(ops.engine.scope, role="lease"), lease_mod.HOLDER: "me",
+        lease_mod.EXPIRES: "1", TEST_LABEL: SESSION})
+    try:
+        started = time.monotonic()
+        got = acquire_lease(ops.engine, cid, "k", holder="me", image=image)
+        assert not got.held and "did not create" in got.holder
+        assert time.monotonic() - started >= lease_mod.SEAL_GRACE * 0.9
+        assert sweep_leases(ops.engine) == 0
+        assert api.inspect_container(squatter["Id"])["Id"] == squatter["Id"]
+    finally:
+        api.remove_container(squatter["Id"], force=True)
