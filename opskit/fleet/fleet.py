@@ -386,13 +386,14 @@ class Fleet:
             supervisor: a :meth:`watch` supervisor whose watchdogs' findings to include.
 
         Raises:
+            InvalidTarget: an engine not in the fleet (nothing was recorded).
             FleetFailed: no engine could be recorded (each one's reason is in it).
             StorageError: the file could not be written.
         """
         from ..analysis.combine import combine_bundles  # loads pandas and pyarrow
 
         up = self.reachable
-        chosen = [n for n in (engines or up) if n in up]
+        chosen = [n for n in (self.select(engines) if engines else up) if n in up]
         target = Path(path) if path is not None else Path(f"{name}.opsb")
         with tempfile.TemporaryDirectory(prefix="opskit-fleet-") as parts:
             def one(engine: str) -> Bundle:

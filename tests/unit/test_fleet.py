@@ -73,6 +73,8 @@ def test_an_unknown_context_is_a_clear_error(tmp_path, monkeypatch) -> None:
 
 
 def test_an_unknown_engine_name_says_which_there_are() -> None:
-    with (opskit.connect_fleet({"gone": GONE}, timeout=1, deadline=3) as fleet,
-          pytest.raises(opskit.InvalidTarget, match="gone")):
-        fleet["other"]
+    with opskit.connect_fleet({"gone": GONE}, timeout=1, deadline=3) as fleet:
+        for call in (lambda: fleet["other"], lambda: fleet.record("x", engines=["other"]),
+                     lambda: fleet.deploy({"name": "web", "image": "a"}, engines=["other"])):
+            with pytest.raises(opskit.InvalidTarget, match="gone"):
+                call()
