@@ -52,8 +52,9 @@ class Rollout:
         monitor: seconds after each task starts during which its failure counts
             (``--update-monitor``); at least the healthcheck's detection time.
         max_failure_ratio: failed tasks tolerated, as a share of those updated (0 = none).
-        deadline: seconds opskit waits for an update to complete before it rolls it back
-            itself (swarmkit has no timeout of its own).
+        deadline: seconds opskit gives each batch (``parallelism`` tasks) of an update to
+            complete, so ``batches x deadline`` for the whole update, before it rolls the
+            update back itself (swarmkit has no timeout of its own).
     """
 
     parallelism: int = 1
@@ -62,7 +63,7 @@ class Rollout:
     failure_action: FailureAction = "rollback"
     monitor: float = 15.0
     max_failure_ratio: float = 0.0
-    deadline: float = 300.0
+    deadline: float = 120.0
 
     def __post_init__(self) -> None:
         if isinstance(self.parallelism, bool) or not isinstance(self.parallelism, int) or \
@@ -99,7 +100,8 @@ class Rollout:
 
 def derive_rollout(check: Healthcheck | None, **overrides: object) -> Rollout:
     """Settings whose monitor covers the healthcheck's detection time plus
-    :data:`MONITOR_MARGIN`, and whose deadline leaves each batch time to become healthy.
+    :data:`MONITOR_MARGIN`, and whose per-batch deadline lets a task be replaced once and
+    watched again.
 
     Without a healthcheck, a task fails only by exiting: the monitor is the margin alone.
     ``overrides`` replace derived fields (``order="stop-first"``).
@@ -116,8 +118,9 @@ def derive_rollout(check: Healthcheck | None, **overrides: object) -> Rollout:
                               allowed=", ".join(sorted(fields)))
     derived = replace(base, **overrides)  # type: ignore[arg-type]
     if "deadline" not in overrides:
-        derived = replace(derived, deadline=round(max(derived.deadline, 2 * derived.monitor +
-                                                      derived.delay + 60.0), 3))
+        # a task may be replaced once (start-first, then unhealthy) and must then be watched
+        # for the monitor again; a minute on top for scheduling and image loading
+        derived = replace(derived, deadline=round(2 * derived.monitor + derived.delay + 60.0, 3))
     return derived
 
 
