@@ -139,9 +139,9 @@ class Healthcheck:
 
     def to_engine(self) -> dict[str, Any]:
         """The ``Healthcheck`` object of the Engine API (durations in nanoseconds)."""
-        return {"Test": list(self.test), "Interval": int(float(self.interval) * 1e9),
-                "Timeout": int(float(self.timeout) * 1e9), "Retries": self.retries,
-                "StartPeriod": int(float(self.start_period) * 1e9)}
+        return {"Test": list(self.test), "Interval": nanoseconds(self.interval),
+                "Timeout": nanoseconds(self.timeout), "Retries": self.retries,
+                "StartPeriod": nanoseconds(self.start_period)}
 
     def to_dict(self) -> dict[str, Any]:
         """A plain mapping that :meth:`from_dict` reads back."""
@@ -265,6 +265,11 @@ def str_map(field_name: str, value: Any, *, key_re: re.Pattern[str] | None = Non
             raise InvalidSpec(f"{field_name}[{key}]", "holds a NUL character")
         out[key] = str(item)
     return out
+
+
+def nanoseconds(value: float | str) -> int:
+    """Seconds (already checked) as the Engine API's integer nanoseconds."""
+    return int(float(value) * 1e9)
 
 
 def parse_command(field_name: str, value: Any) -> tuple[str, ...] | None:

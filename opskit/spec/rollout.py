@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 from typing import Literal
 
 from ..base.errors import InvalidSpec
-from .fields import Healthcheck
+from .fields import Healthcheck, nanoseconds
 
 __all__ = ["MONITOR_MARGIN", "Rollout", "RolloutProblem", "derive_rollout", "detection_time",
            "lint_rollout"]
@@ -29,7 +29,6 @@ must have run its start period before its first failing probe counts."""
 
 Order = Literal["start-first", "stop-first"]
 FailureAction = Literal["rollback", "pause", "continue"]
-_NS = 1_000_000_000
 
 
 def detection_time(check: Healthcheck) -> float:
@@ -88,8 +87,8 @@ class Rollout:
 
     def update_config(self) -> dict[str, object]:
         """The Engine API's ``UpdateConfig`` (durations in nanoseconds)."""
-        return {"Parallelism": self.parallelism, "Delay": int(self.delay * _NS),
-                "FailureAction": self.failure_action, "Monitor": int(self.monitor * _NS),
+        return {"Parallelism": self.parallelism, "Delay": nanoseconds(self.delay),
+                "FailureAction": self.failure_action, "Monitor": nanoseconds(self.monitor),
                 "MaxFailureRatio": float(self.max_failure_ratio), "Order": self.order}
 
     def rollback_config(self) -> dict[str, object]:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from ..base.errors import InvalidSpec
-from .fields import Healthcheck
+from .fields import nanoseconds
 from .rollout import Rollout, RolloutProblem, derive_rollout, lint_rollout
 from .service import ServiceSpec
 
@@ -22,8 +22,6 @@ __all__ = ["RESTART_DELAY", "SwarmService", "swarm_service"]
 
 RESTART_DELAY = 5.0
 """Seconds Swarm waits before it starts a failed task again (the engine's own default)."""
-
-_NS = 1_000_000_000
 
 
 @dataclass(frozen=True)
@@ -41,8 +39,8 @@ def _restart_policy(spec: ServiceSpec, window: float) -> dict[str, Any]:
     if spec.restart.startswith("on-failure"):
         condition = "on-failure"
         attempts = int(spec.restart.partition(":")[2] or 0)
-    return {"Condition": condition, "Delay": int(RESTART_DELAY * _NS),
-            "MaxAttempts": attempts, "Window": int(window * _NS)}
+    return {"Condition": condition, "Delay": nanoseconds(RESTART_DELAY),
+            "MaxAttempts": attempts, "Window": nanoseconds(window)}
 
 
 def _ports(spec: ServiceSpec) -> list[dict[str, Any]]:
@@ -69,12 +67,6 @@ def _mounts(spec: ServiceSpec) -> list[dict[str, Any]]:
         mounts.append({"Type": "bind" if source.startswith("/") else "volume",
                        "Source": source, "Target": path, "ReadOnly": mode == "ro"})
     return mounts
-
-
-def _args(value: Sequence[str] | str | None) -> list[str] | None:
-    if value is None:
-        return None
-    return ["sh", "-c", value] if isinstance(value, str) else list(value)
 
 
 def swarm_service(spec: ServiceSpec, *, labels: Mapping[str, str] | None = None,
@@ -112,7 +104,7 @@ def swarm_service(spec: ServiceSpec, *, labels: Mapping[str, str] | None = None,
     if isinstance(max_per_node, bool) or not isinstance(max_per_node, int) or max_per_node < 0:
         raise InvalidSpec("max_per_node", f"{max_per_node!r} must be a whole number, 0 or more",
                           allowed="0 (no limit), 1, 2, ...")
-    check = spec.healthcheck if isinstance(spec.healthcheck, Healthcheck) else None
+    check = spec.health
     rollout = rollout if rollout is not None else derive_rollout(check)
     replicas = spec.replicas if mode == "replicated" else None
     problems = lint_rollout(rollout, check, replicas=replicas, max_per_node=max_per_node,
@@ -125,20 +117,20 @@ def swarm_service(spec: ServiceSpec, *, labels: Mapping[str, str] | None = None,
         "Image": spec.image, "Labels": dict(all_labels),
         "Env": [f"{key}={value}" for key, value in spec.env.items()],
         "Mounts": _mounts(spec), "Init": bool(spec.init)}
-    for key, value in (("Command", _args(spec.entrypoint)), ("Args", _args(spec.command)),
+    for key, value in (("Command", spec.entrypoint), ("Args", spec.command),
                        ("User", spec.user), ("Dir", spec.workdir),
                        ("StopSignal", spec.stop_signal)):
         if value is not None:
-            container[key] = value
+            container[key] = list(value) if isinstance(value, tuple) else value
     if spec.stop_timeout is not None:
-        container["StopGracePeriod"] = int(float(spec.stop_timeout) * _NS)
+        container["StopGracePeriod"] = nanoseconds(spec.stop_timeout)
     if check is not None:
         container["Healthcheck"] = check.to_engine()
     limits: dict[str, Any] = {}
     if spec.memory is not None:
         limits["MemoryBytes"] = int(spec.memory)
     if spec.cpus is not None:
-        limits["NanoCPUs"] = int(float(spec.cpus) * _NS)
+        limits["NanoCPUs"] = nanoseconds(spec.cpus)
     if spec.pids_limit is not None:
         limits["Pids"] = int(spec.pids_limit)
     placement: dict[str, Any] = {"Constraints": list(constraints)}
