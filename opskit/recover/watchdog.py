@@ -336,6 +336,9 @@ class Watchdog(Reconciler):
                 with self._lock:
                     self._tracked.pop(event.actor_id, None)
                 continue
+            # kept before the inspect: an inspect that times out must not lose the kill that
+            # tells a person's stop from a crash when the die comes
+            self._remember(event)
             self._safe(functools.partial(self._pass, event.actor_id, event))
 
     def _relist_loop(self) -> None:
@@ -427,6 +430,13 @@ class Watchdog(Reconciler):
 
     # -- one container ------------------------------------------------------------------
 
+    def _remember(self, event: Event) -> None:
+        """Add an event to a known container's history, whatever its pass then meets."""
+        with self._lock:
+            tracked = self._tracked.get(event.actor_id)
+            if tracked is not None and event not in tracked.events:
+                tracked.events.append(event)
+
     def _from_event(self, container_id: str, event: Event | None) -> ContainerInfo | None:
         """What a ``die`` event alone says about a container already known.
 
@@ -486,7 +496,7 @@ class Watchdog(Reconciler):
             if tracked is None:
                 tracked = self._tracked[info.id] = Tracked(info=info)
             tracked.info = info
-            if event is not None:
+            if event is not None and event not in tracked.events:
                 tracked.events.append(event)
             view = ContainerView(info=info, events=list(tracked.events), now=now)
             tracked.findings = evaluate(view, self.rules)

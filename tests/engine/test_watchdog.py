@@ -14,10 +14,12 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from typing import Any
 
 import pytest
+import requests
 
 import opskit
 from opskit.act.actions import ActionJournal, read_actions
@@ -66,14 +68,15 @@ def test_unhealthy_is_restarted(clean, demo, observer, watchdog) -> None:
 def test_intentional_stops_and_pauses_are_left_alone(clean, demo, observer, watchdog) -> None:
     ops, stopped, paused = clean, unique("stopped"), unique("paused")
     sid, pid = web(ops, stopped), web(ops, paused)
-    watchdog([stopped, paused])
+    wd = watchdog([stopped, paused])
     observer.wait_for("start", sid)  # the deploy's own start has reached the observer
     time.sleep(0.5)
     starts = observer.count("start", sid)
     ops.stop(stopped, timeout=1)
     ops.pause(paused)
     time.sleep(3)
-    assert observer.count("start", sid) == starts, observer.actions(sid)
+    assert observer.count("start", sid) == starts, (observer.actions(sid),
+                                                    wd.actions().to_dict("records"))
     assert observer.count("restart", sid) == 0
     assert observer.count("unpause", pid) == 0 and observer.count("restart", pid) == 0
     # states from the listing: an inspect of a container paused while its probe starts can wait
@@ -81,6 +84,35 @@ def test_intentional_stops_and_pauses_are_left_alone(clean, demo, observer, watc
     states = dict(zip(ops.containers()["id"], ops.containers()["state"], strict=True))
     assert states[sid] == "exited" and states[pid] == "paused"
     ops.unpause(paused)
+
+
+def test_a_stop_is_told_from_a_crash_when_the_watchdogs_inspects_fail(
+        clean, demo, observer, watchdog, monkeypatch) -> None:
+    """The kill events of a ``docker stop`` reach the watchdog while its inspects time out (a
+    loaded engine): they are kept all the same, so the die that follows is read as the stop it
+    is, and the container is left down."""
+    ops, name = clean, unique("stopslow")
+    cid = web(ops, name)
+    wd = watchdog([name])
+    observer.wait_for("start", cid)
+    until(lambda: any(t.info.id == cid for t in wd._tracked.values()), what="tracked")
+    starts, failing = observer.count("start", cid), threading.Event()
+    real = wd.engine.api.inspect_container
+
+    def slow_inspect(*args: Any, **kw: Any) -> Any:
+        if failing.is_set() and threading.current_thread() is not threading.main_thread():
+            raise requests.exceptions.ReadTimeout("read timed out (test)")
+        return real(*args, **kw)
+
+    monkeypatch.setattr(wd.engine.api, "inspect_container", slow_inspect)
+    failing.set()
+    ops.stop(name, timeout=1)
+    observer.wait_for("die", cid)
+    time.sleep(0.3)  # the die reaches the watchdog, decided from the event alone
+    failing.clear()
+    time.sleep(3)  # passes that inspect again, and any backoff of a wrong decision
+    assert observer.count("start", cid) == starts, wd.actions().to_dict("records")
+    assert ops.inspect(cid).state == "exited"
 
 
 def test_engine_restart_policy_is_not_fought(clean, demo, observer, watchdog) -> None:
