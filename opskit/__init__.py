@@ -24,6 +24,7 @@ from .recover.rules import RuleConfig
 from .recover.watchdog import Watchdog
 from .spec.policy import RecoveryPolicy
 from .spec.service import BuildContext, Healthcheck, ServiceSpec
+from .swarm import Swarm, connect_swarm
 
 if _TYPE_CHECKING:
     from . import widgets as widgets
@@ -58,10 +59,12 @@ __all__ = [
     "RecoveryPolicy",
     "RuleConfig",
     "ServiceSpec",
+    "Swarm",
     "Watchdog",
     "__version__",
     "connect",
     "connect_fleet",
+    "connect_swarm",
     "errors",
     "figures",
     "metrics",

@@ -91,7 +91,8 @@ if TYPE_CHECKING:
 
     from .replay import Scenario
 
-__all__ = ["DEFAULT_MAX_BYTES", "DEFAULT_OPEN_BYTES", "FORMAT", "SUFFIX", "TABLES", "Analysis",
+__all__ = ["DEFAULT_MAX_BYTES", "DEFAULT_OPEN_BYTES", "FORMAT", "SUFFIX", "SWARM_TABLES",
+           "TABLES", "Analysis",
            "Bundle", "Source", "analysis", "open_bundle", "record", "watchdog_bundle",
            "write_bundle"]
 
@@ -103,6 +104,8 @@ SUFFIX = ".opsb"
 MANIFEST = "manifest.json"
 TABLES = ("containers", "inspections", "stats", "events", "logs", "health", "actions",
           "findings")
+SWARM_TABLES = ("swarm_nodes", "swarm_services", "swarm_tasks", "swarm_events")
+"""Tables a bundle of a Swarm adds (:meth:`opskit.Swarm.record`); absent from other bundles."""
 DEFAULT_MAX_BYTES = 100 * 2**20
 DEFAULT_OPEN_BYTES = 256 * 2**20
 
@@ -171,6 +174,16 @@ class Bundle:
         self.health = table("health")
         self.actions = table("actions")
         self.findings = table("findings")
+        self.has_swarm = all(kind in tables for kind in SWARM_TABLES)
+        self.swarm_nodes: Any = None
+        self.swarm_services: Any = None
+        self.swarm_tasks: Any = None
+        self.swarm_events: Any = None
+        if self.has_swarm:
+            self.swarm_nodes = table("swarm_nodes")
+            self.swarm_services = table("swarm_services")
+            self.swarm_tasks = table("swarm_tasks")
+            self.swarm_events = table("swarm_events")
 
     def __repr__(self) -> str:
         return (f"<opskit.Bundle {self.name!r} {self.since} to {self.until} "
@@ -264,9 +277,12 @@ def open_bundle(path: str | Path, *, max_bytes: int = DEFAULT_OPEN_BYTES) -> Bun
             if MANIFEST not in members:
                 raise InvalidBundle(where, f"it holds no {MANIFEST}")
             manifest = load_manifest(read_member(archive, members[MANIFEST], where), where)
+            listed = manifest.get("tables")
+            kinds = TABLES + tuple(k for k in SWARM_TABLES
+                                   if isinstance(listed, dict) and k in listed)
             check_manifest(manifest, where, members, format=FORMAT, version=VERSION,
-                           tables=TABLES)
-            tables = open_tables(archive, manifest, members, where, TABLES,
+                           tables=kinds)
+            tables = open_tables(archive, manifest, members, where, kinds,
                                  DECODED_FACTOR * max_bytes)
         return Bundle(source, manifest, tables)
     except InvalidBundle:
@@ -287,7 +303,7 @@ def write_bundle(path: str | Path, manifest: Mapping[str, Any],
 
     manifest = dict(manifest, format=FORMAT, version=VERSION, tables={})
     encoded = {}
-    for kind in TABLES:
+    for kind in (*TABLES, *(k for k in SWARM_TABLES if k in tables)):
         data, dtypes = encode(tables[kind], JSON_COLUMNS.get(kind, ()))
         encoded[kind] = data
         manifest["tables"][kind] = {"file": f"{kind}.parquet", "rows": len(tables[kind]),

@@ -25,12 +25,13 @@ from ..spec.policy import RecoveryPolicy
 
 JSON_COLUMNS: Mapping[str, tuple[str, ...]] = {
     "events": ("attributes",), "actions": ("details",), "findings": ("evidence",),
-    "inspections": ("attrs",)}
+    "inspections": ("attrs",), "swarm_events": ("attributes",)}
 NAME_COLUMN = {"containers": "name", "stats": "name", "events": "name", "logs": "container",
                "health": "container", "actions": "container", "findings": "container",
-               "inspections": "name"}
+               "inspections": "name", "swarm_nodes": "node", "swarm_services": "service",
+               "swarm_tasks": "service", "swarm_events": "name"}
 TIME_COLUMN = {"events": "ts", "stats": "ts", "logs": "ts", "health": "ts", "actions": "ts",
-               "findings": "since"}
+               "findings": "since", "swarm_events": "ts"}
 
 def encode(frame: pd.DataFrame, json_columns: Iterable[str] = ()
            ) -> tuple[bytes, dict[str, str]]:

@@ -7,14 +7,17 @@ says what was seen and ends with a hint.
 
     OpsKitError
     ├── EngineUnavailable (ConnectionError)   the engine did not answer: down, unreachable, slow
-    │   └── EngineTimeout                     no answer about one container (the engine is busy)
+    │   ├── EngineTimeout                     no answer about one container (the engine is busy)
+    │   └── SwarmUnavailable                  no manager of a swarm answered (each one's reason)
     ├── InsecureEngine (ConnectionError)      a remote tcp:// engine without TLS verification
     ├── InvalidSpec (ValueError)              a spec field is wrong; names the field
     ├── InvalidTarget (ValueError)            a target is ambiguous or malformed
     ├── NotFound (LookupError)
     │   ├── ContainerNotFound
     │   ├── ImageNotFound
-    │   └── NetworkNotFound
+    │   ├── NetworkNotFound
+    │   ├── ServiceNotFound                   no Swarm service by that name or ID
+    │   └── NodeNotFound                      no Swarm node by that name, ID or label
     ├── Conflict
     │   ├── NameConflict                      a name is held by a container opskit does not own
     │   └── PortInUse                         a host port is taken
@@ -24,6 +27,7 @@ says what was seen and ends with a hint.
     ├── BuildFailed                           an image build failed; carries the log tail
     ├── ActionFailed                          a bulk action failed on some containers
     ├── FleetFailed                           an operation failed on some engines of a fleet
+    ├── RolloutFailed                         a Swarm update failed; says whether it rolled back
     ├── CopyFailed                            docker cp failed (missing path, unsafe archive)
     ├── StorageError (OSError)                a journal or bundle could not be written
     ├── InvalidBundle (ValueError)            a file is not an incident bundle opskit can read
@@ -59,11 +63,15 @@ __all__ = [
     "InvalidTarget",
     "NameConflict",
     "NetworkNotFound",
+    "NodeNotFound",
     "NotFound",
     "OpsKitError",
     "OutOfScope",
     "PortInUse",
+    "RolloutFailed",
+    "ServiceNotFound",
     "StorageError",
+    "SwarmUnavailable",
     "WaitTimeout",
 ]
 
@@ -125,6 +133,24 @@ class EngineTimeout(EngineUnavailable):
             hint=f"the engine may be busy with {target} itself: a container paused while its "
             "healthcheck runs can block calls about it for about 30 s; retry, or connect with "
             "a longer timeout (opskit.connect(timeout=60)).")
+
+
+class SwarmUnavailable(EngineUnavailable):
+    """No manager of a swarm answered a call (down, unreachable, or electing a leader).
+
+    Attributes:
+        reasons: each manager's address and why it did not answer.
+    """
+
+    def __init__(self, what: str, reasons: Mapping[str, str]) -> None:
+        self.what = what
+        self.reasons = dict(reasons)
+        detail = "; ".join(f"{host}: {why}" for host, why in self.reasons.items())
+        super().__init__(
+            ", ".join(self.reasons) or "no manager", f"{what}: no manager answered ({detail})",
+            hint="a swarm whose leader was just lost elects a new one in about 10 s: try "
+            "again; if it persists, more than half of the managers are down (quorum lost): "
+            "bring them back, or `docker swarm init --force-new-cluster` on a survivor.")
 
 
 class InsecureEngine(OpsKitError, ConnectionError):
@@ -212,6 +238,29 @@ class NetworkNotFound(NotFound):
             hint="create it with ops.network_create(name), or list networks with `docker "
             "network ls`.",
         )
+
+
+class ServiceNotFound(NotFound):
+    """No Swarm service answers to ``target``."""
+
+    def __init__(self, target: str, host: str = "") -> None:
+        self.target = target
+        self.host = host
+        where = f" on the swarm of {host}" if host else ""
+        super().__init__(f"No Swarm service named '{target}'{where}.",
+                         hint="list them with swarm.services() (`docker service ls`); "
+                         "deploy one with swarm.deploy(spec).")
+
+
+class NodeNotFound(NotFound):
+    """No Swarm node answers to ``target`` (an ID, a hostname or an ``opskit.lab.node``-style
+    label value)."""
+
+    def __init__(self, target: str, known: Sequence[str] = ()) -> None:
+        self.target = target
+        super().__init__(f"No Swarm node named '{target}'.",
+                         hint=f"known nodes: {', '.join(known) or 'none'} "
+                         "(swarm.nodes(), `docker node ls`).")
 
 
 class Conflict(OpsKitError):
@@ -394,6 +443,30 @@ class FleetFailed(OpsKitError):
             hint="the exception's outcomes say what each engine got; the engines where it "
             "worked keep the result, and running it again is safe (deploy is idempotent).",
         )
+
+
+class RolloutFailed(OpsKitError):
+    """A Swarm service update did not complete.
+
+    Attributes:
+        service: the service; state: the last ``UpdateStatus.State`` (``rollback_completed``,
+            ``paused``, ``rollback_paused``, ``updating`` past the deadline);
+        rolled_back: whether the service runs its previous spec again;
+        message: Swarm's own message (the task error that failed it), or opskit's.
+    """
+
+    def __init__(self, service: str, state: str, message: str, *, rolled_back: bool) -> None:
+        self.service = service
+        self.state = state
+        self.message_from_swarm = message
+        self.rolled_back = rolled_back
+        outcome = ("it was rolled back to the previous spec" if rolled_back else
+                   "it was NOT rolled back: the service may run a mix of old and new tasks")
+        super().__init__(
+            f"Update of Swarm service '{service}' failed ({state}): {message}; {outcome}.",
+            hint="swarm.tasks(service) shows each task's error; fix the image or healthcheck "
+            "and deploy again" + ("" if rolled_back else
+                                  ", or roll back by hand with swarm.rollback(service)") + ".")
 
 
 class CopyFailed(OpsKitError):

@@ -16,14 +16,15 @@ without them (an incident bundle opens where docker-py is not installed).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, Protocol
 
 __all__ = ["BOOT_API_VERSION", "PayloadStream", "Readable", "api_client", "container_stats",
            "context_paths", "docker_client", "get_archive", "inspect_container", "ipam_config",
-           "is_read_timeout", "is_timeout", "logs_stream", "parse_repository_tag",
-           "refusal_message", "stat_path", "stats_stream", "unpause"]
+           "is_read_timeout", "is_timeout", "logs_stream", "parse_repository_tag", "ping",
+           "refusal_message", "request", "stat_path", "stats_stream", "status_of", "unpause"]
 
 _PATH_STAT = "X-Docker-Container-Path-Stat"
 
@@ -299,3 +300,47 @@ def ipam_config(subnet: str) -> dict[str, Any]:
 
     config: dict[str, Any] = IPAMConfig(pool_configs=[IPAMPool(subnet=subnet)])
     return config
+
+
+# -- swarm --------------------------------------------------------------------------------
+
+def request(api: Any, method: str, path: str, *args: str, params: dict[str, Any] | None = None,
+            body: Any = None, timeout: float) -> Any:
+    """One Engine API call by method and path (``/services/{0}/update``, its ``args`` quoted
+    in), its JSON answer decoded (None for an empty body), waiting at most ``timeout`` seconds.
+
+    For the Swarm endpoints docker-py either lacks (``rollback=previous``) or wraps in a way
+    that drops fields (``update_service`` without the current spec).
+
+    Raises:
+        docker.errors.APIError: the engine refused (its message in ``explanation``).
+        requests.exceptions.RequestException: no answer in time, connection refused.
+    """
+    url = api._url(path, *args)
+    if method == "GET":
+        response = api._get(url, params=params, timeout=timeout)
+    elif method == "DELETE":
+        response = api._delete(url, params=params, timeout=timeout)
+    else:
+        response = api._post(url, params=params, timeout=timeout,
+                             data=None if body is None else json.dumps(body),
+                             headers={"Content-Type": "application/json"})
+    api._raise_for_status(response)
+    text = response.text
+    return json.loads(text) if text.strip() else None
+
+
+def status_of(exc: BaseException) -> int | None:
+    """The HTTP status of an engine refusal (docker-py's ``APIError``), else None."""
+    import docker.errors
+
+    return exc.status_code if isinstance(exc, docker.errors.APIError) else None
+
+
+def ping(api: Any, timeout: float) -> bool:
+    """Whether the engine answers ``GET /_ping`` within ``timeout`` seconds."""
+    try:
+        response = api._get(api._url("/_ping"), timeout=timeout)
+    except Exception:
+        return False
+    return bool(response.status_code == 200)

@@ -30,7 +30,7 @@ TIERS: list[set[str]] = [
     {"recover", "figures"},
     {"analysis"},
     {"facade"},  # ops.py and the public paths errors/metrics/policy/statsframe
-    {"fleet"},
+    {"fleet", "swarm"},
     {"widgets"},
     {"cli"},  # cli.py, lab.py
     {"root"},  # opskit/__init__.py
