@@ -33,6 +33,7 @@ from ..ops import Ops
 from ..spec.rollout import Rollout
 from ..spec.service import ServiceSpec
 from . import frames
+from .chaos import NodeFault, NodeHandle, node_fault
 from .service import (
     RolloutOutcome,
     deploy_service,
@@ -271,6 +272,11 @@ class Swarm:
                                     service=service)
         self.managers.remove_service(str(current["ID"]), service)
         self.journal.finish(record, "ok")
+
+    def chaos(self, node: str, fault: str, handle: NodeHandle | None = None) -> NodeFault:
+        """Make a fault on a node (``kill``, ``freeze``, ``cut`` need a ``handle`` on the node;
+        ``drain`` goes through the managers); see :func:`opskit.swarm.chaos.node_fault`."""
+        return node_fault(self, node, fault, handle)
 
     def watch(self, **kw: Any) -> SwarmWatch:
         """Start a :class:`~opskit.swarm.watch.SwarmWatch` on this swarm."""

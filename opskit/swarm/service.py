@@ -236,7 +236,7 @@ def watch_rollout(managers: Managers, name: str, rollout: Rollout, *, replicas: 
     batches = max(1, math.ceil(max(replicas, 1) / rollout.parallelism))
     deadline = started + batches * rollout.deadline
     outcome = RolloutOutcome(name)
-    last, seen_new, rolling_back = "", False, False
+    last, seen_new, rolling_back, why_rolled = "", False, False, ""
     while True:
         service = managers.service(name)
         status = service.get("UpdateStatus") or {}
@@ -251,12 +251,16 @@ def watch_rollout(managers: Managers, name: str, rollout: Rollout, *, replicas: 
                 on_state(state)
             last = state
         message = str(status.get("Message", ""))
+        if state == "rollback_started" and message and not why_rolled:
+            why_rolled = message  # "update rolled back due to failure or early termination of
+            # task ...": the only place Swarm says why; later states say "rollback completed"
         if seen_new and state in _DONE:
             running, wanted = _running(managers, name)
             if running >= wanted or time.monotonic() > deadline:
                 by = "opskit" if rolling_back else ("swarm" if state != "completed" else "")
                 if not _DONE[state]:
-                    message = f"{outcome.message or message}; {_task_errors(managers, name)}"
+                    message = "; ".join(m for m in (outcome.message or why_rolled or message,
+                                                     _task_errors(managers, name)) if m)
                 return dataclasses.replace(
                     outcome, state=state, ok=_DONE[state] and running >= wanted,
                     rolled_back=not _DONE[state], by=by, seconds=time.monotonic() - started,
@@ -300,8 +304,7 @@ def _task_errors(managers: Managers, name: str) -> str:
         err = str(task["Status"]["Err"])
         if err not in errors_seen:
             errors_seen.append(err)
-    return ("task errors: " + "; ".join(errors_seen[:3])) if errors_seen else \
-        "no task error recorded"
+    return ("task errors: " + "; ".join(errors_seen[:3])) if errors_seen else ""
 
 
 def rollback(managers: Managers, name: str, *, journal: ActionJournal | None = None,

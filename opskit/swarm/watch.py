@@ -410,6 +410,8 @@ def _shortage_reason(spec: Mapping[str, Any], tasks: Sequence[Mapping[str, Any]]
                 "(Swarm restarts them; the cause is in the task error)")
     if pending:
         status = pending[0].get("Status") or {}
-        return (f"a task is {status.get('State')}: {status.get('Err') or status.get('Message')}"
-                " (starting, or waiting for its healthcheck)")
+        state = str(status.get("State"))
+        doing = ("waiting for the scheduler" if state == "pending" else
+                 "starting, or waiting for its first healthy probe")
+        return f"a task is {state}: {status.get('Err') or status.get('Message')} ({doing})"
     return "its tasks are on a node that is lost (Swarm moves them once it marks it down)"

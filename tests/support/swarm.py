@@ -146,6 +146,25 @@ class SwarmNode:
     def thaw(self) -> None:
         self._signal(signal.SIGCONT)
 
+    def cut(self) -> None:
+        """Take the node's link down (see :meth:`LocalSwarm.cut`)."""
+        self.swarm.cut(self)
+
+    def mend(self) -> None:
+        self.swarm.mend(self)
+
+    def label(self, **labels: str) -> None:
+        """Add node labels through a manager that answers (the whole spec, as the API needs)."""
+        for other in self.swarm.nodes:
+            if other.ping():
+                api = other.client().api
+                node = api.inspect_node(self.node_id)
+                spec = dict(node["Spec"])
+                spec["Labels"] = {**(spec.get("Labels") or {}), **labels}
+                api.update_node(self.node_id, node["Version"]["Index"], spec)
+                return
+        raise RuntimeError("no node of the swarm answers")
+
     def _reap(self, pid: int | None, timeout: float = 15.0) -> None:
         deadline = time.monotonic() + timeout
         while pid is not None and _alive(pid) and time.monotonic() < deadline:

@@ -1,0 +1,260 @@
+"""opskit on a real three-manager Swarm (three dockerd in their own network namespaces, see
+tests/support/swarm.py): frames, deploy with a watched rollout, a failed update rolled back by
+Swarm, a stuck one rolled back by opskit, scope on services and nodes, manager failover, a lost
+node drained by the watch and its tasks moved, under-replication with its reason, chaos with
+undo and residue, a bundle with the swarm's frames.
+
+What the swarm did is read from the managers with docker-py, not from opskit's own records.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import docker
+import pytest
+
+import opskit
+from opskit.base import labels as L
+from opskit.engine.swarm import Managers
+from opskit.spec.rollout import derive_rollout
+from opskit.spec.service import ServiceSpec
+from opskit.swarm.watch import SwarmWatch
+from tests.support.session import until
+from tests.support.swarm import LocalSwarm
+
+pytestmark = [
+    pytest.mark.engine,
+    pytest.mark.skipif(LocalSwarm.unavailable_reason() is not None,
+                       reason=f"local swarm: {LocalSwarm.unavailable_reason()}"),
+]
+
+SCOPE = "swarmtest"
+HEALTH = {"test": ["CMD", "wget", "-q", "-O-", "http://127.0.0.1:8080/health"],
+          "interval": 0.5, "timeout": 1, "retries": 2}
+
+
+def web(name: str, replicas: int = 3, **kw: Any) -> ServiceSpec:
+    return ServiceSpec(name=name, image="opskit/demo-web:latest", healthcheck=HEALTH,
+                       replicas=replicas, **kw)
+
+
+@pytest.fixture(scope="module")
+def lab(demo: list[str]) -> Iterator[LocalSwarm]:
+    swarm = LocalSwarm("okt", net=250)
+    try:
+        swarm.up(["opskit/demo-web:latest"])
+        for node in swarm.nodes[1:]:  # node 1 stays out of the scope: never drained
+            node.label(**{L.SCOPE: SCOPE})
+        yield swarm
+    finally:
+        swarm.close()
+
+
+@pytest.fixture
+def swarm(lab: LocalSwarm) -> Iterator[opskit.Swarm]:
+    for node in lab.nodes:  # whatever a failed test left: every node up and linked
+        node.thaw()
+        lab.mend(node)
+        node.start()
+    sw = opskit.connect_swarm(lab.urls, scope=SCOPE)
+    yield sw
+    for service in sw.managers.services():
+        sw.managers.remove_service(str(service["ID"]))
+    for node in sw.managers.nodes():
+        if node["Spec"].get("Availability") != "active":
+            spec = dict(node["Spec"], Availability="active")
+            sw.managers.update_node(str(node["ID"]), node["Version"]["Index"], spec)
+
+
+def leader_client(lab: LocalSwarm) -> docker.DockerClient:
+    for node in lab.nodes:
+        if node.ping():
+            client = node.client()
+            if client.info()["Swarm"].get("ControlAvailable"):
+                return client
+    raise AssertionError("no manager answers")
+
+
+def running_tasks(client: docker.DockerClient, service: str) -> list[dict[str, Any]]:
+    tasks = client.api.tasks(filters={"service": service, "desired-state": "running"})
+    return [t for t in tasks if t["Status"]["State"] == "running"]
+
+
+def test_frames_of_a_deployed_service(lab: LocalSwarm, swarm: opskit.Swarm) -> None:
+    out = swarm.deploy(web("front"))
+    assert out.created and out.ok, out
+    nodes = swarm.nodes()
+    assert list(nodes["state"]) == ["ready"] * 3 and int(nodes["leader"].sum()) == 1
+    assert set(nodes["node"]) == {n.netns for n in lab.nodes}
+    services = swarm.services().set_index("service")
+    assert services.loc["front", "wanted"] == 3 and services.loc["front", "running"] == 3
+    assert bool(services.loc["front", "opskit"])
+    tasks = swarm.tasks("front", all=False)
+    assert sorted(tasks["slot"]) == [1, 2, 3] and set(tasks["state"]) == {"running"}
+    witness = running_tasks(leader_client(lab), "front")
+    assert {t["ID"] for t in witness} == set(tasks["task_id"])
+    stats = swarm.stats("front")
+    assert sorted(stats["slot"]) == [1, 2, 3] and set(stats["service"]) == {"front"}
+    assert (stats["mem_used"] > 0).all()
+    events = swarm.events("5m")
+    assert ((events["type"] == "service") & (events["action"] == "create")
+            & (events["name"] == "front")).any()
+    body = leader_client(lab).api.inspect_service("front")["Spec"]
+    assert body["UpdateConfig"]["Parallelism"] == 1
+    assert body["UpdateConfig"]["FailureAction"] == "rollback"
+    assert body["UpdateConfig"]["Monitor"] >= 8 * 10**9  # 2 x 1.5 s + margin 5 s
+    assert body["TaskTemplate"]["RestartPolicy"]["Condition"] == "any"
+    assert body["EndpointSpec"]["Mode"] == "dnsrr"
+
+
+def test_a_failed_update_is_rolled_back_and_says_why(lab: LocalSwarm,
+                                                      swarm: opskit.Swarm) -> None:
+    swarm.deploy(web("roll"))
+    with pytest.raises(opskit.errors.RolloutFailed) as caught:
+        swarm.deploy(web("roll", env={"WEB_PORT": "9090"}))
+    assert caught.value.rolled_back and caught.value.state == "rollback_completed"
+    assert "rolled back due to failure" in caught.value.message_from_swarm, \
+        caught.value.message_from_swarm
+    spec = leader_client(lab).api.inspect_service("roll")["Spec"]
+    assert not any("WEB_PORT" in e for e in spec["TaskTemplate"]["ContainerSpec"].get("Env") or [])
+    until(lambda: len(running_tasks(leader_client(lab), "roll")) == 3, timeout=30,
+          what="the old spec's three tasks")
+    actions = list(swarm.actions()["action"])
+    assert "service-update" in actions
+
+
+def test_a_stuck_update_is_rolled_back_by_opskit(lab: LocalSwarm, swarm: opskit.Swarm) -> None:
+    """No node satisfies the new placement: swarmkit waits for ever; opskit's deadline ends it."""
+    swarm.deploy(web("stuck", replicas=2))
+    rollout = derive_rollout(web("stuck").health, deadline=6.0)
+    started = time.monotonic()
+    with pytest.raises(opskit.errors.RolloutFailed) as caught:
+        swarm.deploy(web("stuck", replicas=2), rollout=rollout,
+                     constraints=["node.labels.nowhere==1"])
+    assert caught.value.rolled_back, caught.value
+    assert time.monotonic() - started < 60
+    rows = swarm.actions()
+    rollback = rows[rows["action"] == "service-rollback"].iloc[-1]
+    assert rollback["result"] == "ok" and "still updating" in rollback["reason"]
+    spec = leader_client(lab).api.inspect_service("stuck")["Spec"]
+    assert not spec["TaskTemplate"].get("Placement", {}).get("Constraints")
+
+
+def test_services_and_nodes_outside_the_scope_are_never_touched(
+        lab: LocalSwarm, swarm: opskit.Swarm) -> None:
+    client = leader_client(lab)
+    client.services.create("opskit/demo-web:latest", name="foreign")
+    client.services.create("opskit/demo-web:latest", name="forged",
+                           labels={L.MANAGED: "true", L.SCOPE: SCOPE, L.OWNER: "0" * 32})
+    versions = {n: client.api.inspect_service(n)["Version"]["Index"]
+                for n in ("foreign", "forged")}
+    for name in ("foreign", "forged"):
+        with pytest.raises(opskit.errors.OutOfScope):
+            swarm.deploy(web(name))
+        with pytest.raises(opskit.errors.OutOfScope):
+            swarm.rollback(name)
+        with pytest.raises(opskit.errors.OutOfScope):
+            swarm.rebalance(name)
+        with pytest.raises(opskit.errors.OutOfScope):
+            swarm.remove(name)
+        assert client.api.inspect_service(name)["Version"]["Index"] == versions[name]
+    with pytest.raises(opskit.errors.OutOfScope) as caught:
+        swarm.drain(lab.nodes[0].netns)  # node 1 is not labelled for the scope
+    assert "--label-add" in str(caught.value)
+    assert client.api.inspect_node(lab.nodes[0].node_id)["Spec"]["Availability"] == "active"
+    with pytest.raises(opskit.errors.NodeNotFound):
+        swarm.drain("no-such-node")
+    assert not swarm.services().set_index("service").loc["foreign", "opskit"]
+
+
+def test_drain_moves_tasks_and_the_undo_leaves_no_residue(lab: LocalSwarm,
+                                                           swarm: opskit.Swarm) -> None:
+    swarm.deploy(web("drained"))
+    node = lab.nodes[2]
+    fault = swarm.chaos(node.netns, "drain")
+    moved = fault.wait_moved("drained", timeout=60)
+    assert moved < 60
+    assert all(t["NodeID"] != node.node_id for t in running_tasks(leader_client(lab),
+                                                                  "drained"))
+    fault.undo()
+    until(lambda: not fault.residue(), timeout=30, what="no residue after the undo")
+    actions = list(swarm.actions()["action"])
+    assert "chaos-drain" in actions and "chaos-undo-drain" in actions
+
+
+def test_calls_fail_over_when_a_manager_is_lost(lab: LocalSwarm, swarm: opskit.Swarm) -> None:
+    lost = next(n for n in lab.nodes if not n.client().info()["Swarm"].get(
+        "ControlAvailable") or n is lab.nodes[2])
+    first = [e for e in swarm.managers.engines if e.host == lost.url]
+    others = [e for e in swarm.managers.engines if e.host != lost.url]
+    managers = Managers(first + others, timeout=2, wait=20)
+    lost.kill()
+    try:
+        started = time.monotonic()
+        assert len(managers.nodes()) == 3
+        assert time.monotonic() - started < 20
+        alone = Managers(first, timeout=1, wait=2)
+        with pytest.raises(opskit.errors.SwarmUnavailable) as caught:
+            alone.nodes()
+        assert lost.url in str(caught.value)
+    finally:
+        lost.start()
+
+
+def test_a_lost_node_is_drained_and_its_tasks_move(lab: LocalSwarm,
+                                                   swarm: opskit.Swarm) -> None:
+    swarm.deploy(web("lost"))
+    client = leader_client(lab)
+    leader_id = client.info()["Swarm"]["NodeID"]
+    victim = next(n for n in lab.nodes[1:] if n.node_id != leader_id and any(
+        t["NodeID"] == n.node_id for t in running_tasks(client, "lost")))
+    watch = swarm.watch(drain_lost_nodes=True, lost_after=1.0, return_after=2.0, every=0.5)
+    try:
+        fault = swarm.chaos(victim.netns, "kill", victim)
+        moved = fault.wait_moved("lost", timeout=60)
+        assert moved < 30, f"moved after {moved:.1f} s"  # Swarm alone waits ~45 s here
+        kinds = {(f.kind, f.subject) for f in watch.findings()}
+        assert ("node_lost", victim.netns) in kinds
+        rows = swarm.actions()
+        drain = rows[rows["action"] == "node-drain"].iloc[-1]
+        assert drain["container"] == victim.netns and "node lost" in drain["reason"]
+        fault.undo()
+        until(lambda: leader_client(lab).api.inspect_node(victim.node_id)["Spec"][
+            "Availability"] == "active", timeout=60, what="the node activated again by the watch")
+        until(lambda: not fault.residue(), timeout=60, what="no residue")
+    finally:
+        watch.stop()
+        victim.start()
+
+
+def test_under_replication_names_its_reason(lab: LocalSwarm, swarm: opskit.Swarm) -> None:
+    swarm.deploy(web("nowhere", replicas=1), constraints=["node.labels.nowhere==1"],
+                 wait=False)
+    watch = SwarmWatch(swarm, grace=0.0)
+    found = {}
+
+    def short() -> bool:
+        found.update({f.subject: f for f in watch.pass_once() if f.kind == "under_replicated"})
+        return "nowhere" in found and "no suitable node" in found["nowhere"].message
+
+    until(short, timeout=20, what="an under_replicated finding with the scheduler's reason")
+    assert found["nowhere"].severity == "page"
+    escalations = swarm.actions()
+    assert ((escalations["action"] == "escalate") & (escalations["container"] == "nowhere")).any()
+
+
+def test_a_bundle_carries_the_swarms_frames(lab: LocalSwarm, swarm: opskit.Swarm,
+                                            tmp_path: Any) -> None:
+    swarm.deploy(web("recorded", replicas=2))
+    bundle = swarm.record("swarm-incident", path=tmp_path / "s.opsb", since="5m")
+    again = opskit.open_bundle(tmp_path / "s.opsb")
+    assert again.has_swarm and bundle.has_swarm
+    assert len(again.swarm_nodes) == 3
+    assert set(again.swarm_tasks.loc[again.swarm_tasks["desired_state"] == "running",
+                                     "service"]) == {"recorded"}
+    assert (again.swarm_events["type"] == "service").any()
+    assert len(again.containers) >= 2 and set(again.containers["service"]) >= {"recorded"}
+    assert "service-create" in set(again.actions["action"])
