@@ -39,8 +39,8 @@ def _frame(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> pd.Data
     frame = pd.DataFrame(list(rows), columns=list(columns))
     for column, dtype in _DTYPES.items():
         if column in frame.columns:
-            frame[column] = (pd.to_datetime(frame[column], utc=True) if dtype.startswith(
-                "datetime") else frame[column].astype(dtype))
+            frame[column] = (pd.to_datetime(frame[column], utc=True).astype(dtype)
+                             if dtype.startswith("datetime") else frame[column].astype(dtype))
     return frame
 
 
