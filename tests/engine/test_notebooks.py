@@ -87,3 +87,18 @@ def test_notebook_runs_headless(path: Path, way: str, ops: Any, demo: list[str],
     left = [c["Names"] for c in api.containers(all=True) if any(service in n for n in c["Names"])]
     left += [n["Name"] for n in api.networks() if service in n["Name"]]
     assert not left, f"the notebook's teardown left {left}"
+
+
+def test_incident_analysis_reads_a_swarm_bundle(tmp_path: Path) -> None:
+    """Notebook 06 on the sample Swarm incident: no engine, and the swarm's own frames shown
+    (the update Swarm rolled back)."""
+    path = ROOT / "notebooks" / "06-incident-analysis.ipynb"
+    out = tmp_path / "executed.ipynb"
+    env = dict(os.environ, DOCKER_HOST="unix:///nonexistent/docker.sock")
+    proc = subprocess.run(
+        [sys.executable, "-m", "papermill", str(path), str(out), "-p", "bundle_path",
+         str(ROOT / "samples" / "sample-swarm.opsb"), "--cwd", str(path.parent),
+         "--no-progress-bar"], capture_output=True, text=True, timeout=240, cwd=ROOT, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    texts = "\n".join(_texts(json.loads(out.read_text())))
+    assert "rollback_completed" in texts and "not a swarm bundle" not in texts
