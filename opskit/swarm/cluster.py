@@ -105,6 +105,7 @@ class Swarm:
         self.journal = journal or ActionJournal(host=f"swarm-{self.cluster_id[:12]}")
         self._node_urls = dict(node_urls or {})
         self._node_ops: dict[str, Ops] = {}
+        self.node_ops()  # learn which engine is which node while they answer
 
     def __repr__(self) -> str:
         return f"<opskit.Swarm {self.cluster_id[:12]} managers={self.managers.hosts}>"

@@ -304,7 +304,20 @@ def _task_errors(managers: Managers, name: str) -> str:
         err = str(task["Status"]["Err"])
         if err not in errors_seen:
             errors_seen.append(err)
-    return ("task errors: " + "; ".join(errors_seen[:3])) if errors_seen else ""
+    if errors_seen:
+        return "task errors: " + "; ".join(errors_seen[:3])
+    # a task stopped for failing its healthcheck may end 'complete' with no error (its PID 1
+    # exits 0 on the stop): say how the ended tasks ended
+    ended = sorted((t for t in tasks if t.get("DesiredState") == "shutdown" and
+                    (t.get("Status") or {}).get("State") in ("complete", "failed", "shutdown")),
+                   key=lambda t: str((t.get("Status") or {}).get("Timestamp", "")), reverse=True)
+    told = []
+    for task in ended[:3]:
+        status = task.get("Status") or {}
+        code = (status.get("ContainerStatus") or {}).get("ExitCode")
+        told.append(f"slot {task.get('Slot')} {status.get('State')} ({status.get('Message')}"
+                    f"{'' if code is None else f', exit {code}'})")
+    return ("ended tasks: " + "; ".join(told)) if told else ""
 
 
 def rollback(managers: Managers, name: str, *, journal: ActionJournal | None = None,

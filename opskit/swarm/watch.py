@@ -202,13 +202,17 @@ class SwarmWatch:
         state = str((node.get("Status") or {}).get("State", ""))
         availability = str((node.get("Spec") or {}).get("Availability", ""))
         engine_down = reach.get(name) is False
-        lost = engine_down or state in ("down", "unknown", "disconnected")
+        # the other managers see a lost manager unreachable within a few raft heartbeats, long
+        # before Swarm calls it down: the signal for a node whose engine opskit cannot ping
+        unreachable = (node.get("ManagerStatus") or {}).get("Reachability") == "unreachable"
+        lost = engine_down or unreachable or state in ("down", "unknown", "disconnected")
         if lost:
             first = self._unreachable.setdefault(name, now)
             self._back.pop(name, None)
             if now - first >= self.lost_after or state in ("down", "unknown"):
-                why = (f"its engine has not answered for {now - first:.0f} s"
-                       if engine_down else f"Swarm reports it {state}")
+                why = (f"its engine has not answered for {now - first:.0f} s" if engine_down
+                       else "the other managers cannot reach it" if unreachable
+                       else f"Swarm reports it {state}")
                 message = f"node {name} is lost: {why}"
                 if self.drain_lost_nodes and availability == "active":
                     message += self._drain(node, name, why)

@@ -200,6 +200,14 @@ def test_calls_fail_over_when_a_manager_is_lost(lab: LocalSwarm, swarm: opskit.S
         with pytest.raises(opskit.errors.SwarmUnavailable) as caught:
             alone.nodes()
         assert lost.url in str(caught.value)
+        # connected after the loss: opskit cannot ping that node's engine, and the other
+        # managers' view of it is what tells the watch, long before Swarm says down
+        late = opskit.connect_swarm(lab.urls, scope=SCOPE)
+        watch = SwarmWatch(late, lost_after=0.0)
+        watch._engines = {n: o.engine for n, o in late.node_ops().items()}
+        assert lost.netns not in watch._engines
+        until(lambda: any(f.kind == "node_lost" and f.subject == lost.netns
+                          for f in watch.pass_once()), timeout=20, what="node_lost")
     finally:
         lost.start()
 
