@@ -3,11 +3,15 @@
 Every pass (level-triggered: what the managers and each node's engine say now, whatever
 happened before) compares what each service wants with what runs, and finds:
 
-- ``node_lost``: a node's own engine has not answered for ``lost_after`` seconds, or Swarm
-  calls it ``down``/``unknown``. Swarm itself waits for its heartbeats (30 to 45 s here) before it
-  moves the node's tasks; with ``drain_lost_nodes`` opskit drains a lost node that is opted in
-  for its scope (journaled), so the tasks move at once, and activates it again once it has been
-  back for ``return_after`` seconds.
+- ``node_lost``: a node's own engine has not answered for ``lost_after`` seconds, the other
+  managers cannot reach it, or Swarm calls it ``down``/``unknown``. Swarm starts a lost node's
+  replacement tasks only once it marks the node down (its heartbeat timeout: 10 to 14 s for a
+  lost non-leader here, about 45 s when the leader goes) and then after its restart delay. With
+  ``drain_lost_nodes`` opskit drains a lost node that is opted in for its scope (journaled): the
+  replacements are made at once and start as soon as Swarm marks the node down, without the
+  restart delay (swarmkit still waits for the node, which a drain cannot change; measured in
+  bench/bench_swarm.py), and the node is activated again once it has been back for
+  ``return_after`` seconds.
 - ``under_replicated``: fewer replicas running than wanted for ``grace`` seconds, with the
   reason from the tasks (no suitable node, the image missing on a node, restart attempts used
   up, a task that keeps failing with its error).
@@ -220,7 +224,8 @@ class SwarmWatch:
                     message += "; drained by opskit until it is back"
                 else:
                     message += ("; Swarm moves its tasks once it marks the node down (its "
-                                "heartbeat timeout); drain it to move them now")
+                                "heartbeat timeout) and its restart delay has passed; "
+                                "swarm.drain(node) saves the delay")
                 found[("node_lost", name)] = _finding("node_lost", name, message, "page")
             return
         self._unreachable.pop(name, None)
