@@ -82,8 +82,8 @@ def swarm_service(spec: ServiceSpec, *, labels: Mapping[str, str] | None = None,
     does not switch Swarm's self-healing off.
 
     Args:
-        labels: labels of the service and its containers (opskit's scope labels), with the
-            spec's own.
+        labels: labels of the service (opskit's scope labels), with the spec's own; its
+            containers carry the spec's own only.
         rollout: the update and rollback settings; derived from the healthcheck when None.
         mode: ``replicated`` (``spec.replicas`` tasks) or ``global`` (one per node).
         constraints: placement constraints (``node.role==worker``, ``node.labels.zone==a``).
@@ -114,7 +114,10 @@ def swarm_service(spec: ServiceSpec, *, labels: Mapping[str, str] | None = None,
             raise InvalidSpec(problem.field, problem.problem, hint=problem.hint + ".")
     all_labels = {**spec.labels, **(labels or {})}
     container: dict[str, Any] = {
-        "Image": spec.image, "Labels": dict(all_labels),
+        # the task containers carry the spec's labels only: opskit's scope labels and token
+        # are the service's (Swarm labels each container with its service and task); on a
+        # node's engine they would read as opskit containers with a token for another name
+        "Image": spec.image, "Labels": dict(spec.labels),
         "Env": [f"{key}={value}" for key, value in spec.env.items()],
         "Mounts": _mounts(spec), "Init": bool(spec.init)}
     for key, value in (("Command", spec.entrypoint), ("Args", spec.command),

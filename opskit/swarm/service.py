@@ -29,10 +29,12 @@ from .frames import node_name
 
 log = logging.getLogger("opskit")
 
-__all__ = ["RolloutOutcome", "deploy_service", "find_node", "node_in_scope", "rollback",
-           "service_in_scope", "service_labels", "set_availability", "watch_rollout"]
+__all__ = ["DEADLINE_LABEL", "RolloutOutcome", "deploy_service", "find_node", "force_update",
+           "node_in_scope", "rollback", "service_in_scope", "service_labels", "set_availability",
+           "watch_rollout"]
 
 POLL = 0.5
+DEADLINE_LABEL = L.PREFIX + "rollout-deadline"
 _DONE = {"completed": True, "rollback_completed": False}
 
 
@@ -145,6 +147,9 @@ def deploy_service(managers: Managers, spec: ServiceSpec, *, scope: str, key: by
     built: SwarmService = swarm_service(
         spec, labels=service_labels(scope, key, spec.name), rollout=rollout, mode=mode,
         constraints=constraints, max_per_node=max_per_node, nodes=len(ready) or None)
+    # the per-batch deadline travels with the service, so a watch started later holds an
+    # update to the same deadline as the deploy that began it
+    built.body["Labels"][DEADLINE_LABEL] = f"{built.rollout.deadline:g}"
     started = time.monotonic()
     existing = managers.services({"name": [spec.name]})
     existing = [s for s in existing if (s.get("Spec") or {}).get("Name") == spec.name]

@@ -48,7 +48,14 @@ from ..engine.connection import Engine
 from ..engine.swarm import Managers
 from ..spec.rollout import MONITOR_MARGIN
 from .frames import node_name
-from .service import force_update, node_in_scope, rollback, service_in_scope, set_availability
+from .service import (
+    DEADLINE_LABEL,
+    force_update,
+    node_in_scope,
+    rollback,
+    service_in_scope,
+    set_availability,
+)
 
 
 class Swarm(Protocol):
@@ -67,6 +74,7 @@ log = logging.getLogger("opskit")
 
 __all__ = ["SwarmFinding", "SwarmWatch"]
 
+TASK_LABEL = "com.docker.swarm.task.id"
 _PENDING = ("new", "pending", "assigned", "accepted", "preparing", "ready", "starting")
 
 
@@ -120,6 +128,8 @@ class SwarmWatch:
         self._rolled: set[str] = set()  # "service:StartedAt" rolled back already
         self._rebalanced: dict[str, list[float]] = {}
         self._engines: dict[str, Engine] = {}
+        self._orphan_since: dict[tuple[str, str], float] = {}
+        self.orphan_after = 5.0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
@@ -168,6 +178,8 @@ class SwarmWatch:
     def pass_once(self) -> list[SwarmFinding]:
         """One level-triggered pass; the findings now."""
         managers = self.swarm.managers
+        if not self._engines:
+            self._engines = {name: ops.engine for name, ops in self.swarm.node_ops().items()}
         reach = self._reachability()
         nodes = managers.nodes()
         services = managers.services()
@@ -181,7 +193,7 @@ class SwarmWatch:
         names = {str(n["ID"]): node_name(n) for n in nodes}
         for service in services:
             self._service(service, tasks, names, ready_active, now, found)
-        self._orphans(tasks, names, found)
+        self._orphans(tasks, reach, now, found)
         with self._lock:
             new = [f for key, f in found.items() if key not in self._findings]
             self._findings = found
@@ -340,26 +352,45 @@ class SwarmWatch:
         self.counters["rebalances"] += 1
         return "; rebalanced by opskit (docker service update --force)"
 
-    def _orphans(self, tasks: Sequence[Mapping[str, Any]], names: Mapping[str, str],
-                 found: dict[tuple[str, str], SwarmFinding]) -> None:
-        """Task containers a node runs though the swarm wants the task elsewhere or gone."""
-        wanted = {str(t.get("ID")): t for t in tasks}
+    def orphaned_containers(self, tasks: Sequence[Mapping[str, Any]] | None = None,
+                            reach: Mapping[str, bool] | None = None) -> dict[str, list[str]]:
+        """Per node, the task containers it runs that the swarm moved or shut down (their task
+        is unknown to the managers or no longer desired running): duplicates, until the node's
+        agent catches up. Nodes whose engine does not answer are not asked."""
+        if not self._engines:
+            self._engines = {name: ops.engine for name, ops in self.swarm.node_ops().items()}
+        known = {str(t.get("ID")): t for t in (tasks if tasks is not None else
+                                                self.swarm.managers.tasks())}
+        out: dict[str, list[str]] = {}
         for name, engine in self._engines.items():
+            if reach is not None and reach.get(name) is False:
+                continue
             try:
-                listed = engine.api.containers(filters={"label": ["com.docker.swarm.task.id"]})
+                listed = engine.api.containers(filters={"label": [TASK_LABEL]})
             except Exception:
                 continue
-            orphans = []
             for item in listed:
-                task = wanted.get(str((item.get("Labels") or {}).get(
-                    "com.docker.swarm.task.id")))
+                task = known.get(str((item.get("Labels") or {}).get(TASK_LABEL)))
                 if task is None or task.get("DesiredState") not in ("running", "ready"):
-                    orphans.append(str((item.get("Names") or ["?"])[0]).lstrip("/"))
-            if orphans:
-                found[("orphaned_tasks", name)] = _finding(
-                    "orphaned_tasks", name, f"node {name} still runs {len(orphans)} task "
-                    f"container(s) the swarm moved or shut down ({', '.join(orphans[:3])}): "
-                    "duplicates until its agent reconciles (it removes them itself)")
+                    out.setdefault(name, []).append(
+                        str((item.get("Names") or ["?"])[0]).lstrip("/"))
+        return out
+
+    def _orphans(self, tasks: Sequence[Mapping[str, Any]], reach: Mapping[str, bool],
+                 now: float, found: dict[tuple[str, str], SwarmFinding]) -> None:
+        """Orphans seen for ``orphan_after`` seconds (a task being stopped by a rolling update
+        is one for a moment)."""
+        current = self.orphaned_containers(tasks, reach)
+        seen = {(node, c) for node, names in current.items() for c in names}
+        self._orphan_since = {k: self._orphan_since.get(k, now) for k in seen}
+        for node, names in current.items():
+            old = [c for c in names if now - self._orphan_since[(node, c)] >= self.orphan_after]
+            if old:
+                found[("orphaned_tasks", node)] = _finding(
+                    "orphaned_tasks", node, f"node {node} still runs {len(old)} task "
+                    f"container(s) the swarm moved or shut down ({', '.join(old[:3])}): "
+                    "duplicates until its agent reconciles (it removes them itself once it "
+                    "reaches the managers again)")
 
     def _tell(self, finding: SwarmFinding) -> None:
         self.alerts.append(finding)
@@ -386,14 +417,20 @@ def _age(started: str) -> float:
 
 
 def _deadline(service: Mapping[str, Any]) -> float:
-    """The opskit deadline of a service's update: batches x (2 x monitor + delay + 60 s)."""
+    """The opskit deadline of a service's update: batches x the per-batch deadline its deploy
+    set (the ``io.opskit.rollout-deadline`` label), else x (2 x monitor + delay + 60 s) as
+    :func:`~opskit.spec.rollout.derive_rollout` derives it."""
     spec = service.get("Spec") or {}
     update = spec.get("UpdateConfig") or {}
     monitor = float(update.get("Monitor") or MONITOR_MARGIN * 1e9) / 1e9
     delay = float(update.get("Delay") or 0) / 1e9
     replicas = int(((spec.get("Mode") or {}).get("Replicated") or {}).get("Replicas", 1))
     batches = max(1, math.ceil(replicas / max(1, int(update.get("Parallelism") or 1))))
-    return batches * (2 * monitor + delay + 60.0)
+    try:
+        per_batch = float((spec.get("Labels") or {})[DEADLINE_LABEL])
+    except (KeyError, TypeError, ValueError):
+        per_batch = 2 * monitor + delay + 60.0
+    return batches * per_batch
 
 
 def _shortage_reason(spec: Mapping[str, Any], tasks: Sequence[Mapping[str, Any]],

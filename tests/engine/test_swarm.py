@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import docker
+import pandas as pd
 import pytest
 
 import opskit
@@ -266,3 +267,123 @@ def test_a_bundle_carries_the_swarms_frames(lab: LocalSwarm, swarm: opskit.Swarm
     assert (again.swarm_events["type"] == "service").any()
     assert len(again.containers) >= 2 and set(again.containers["service"]) >= {"recorded"}
     assert "service-create" in set(again.actions["action"])
+
+
+def recent(swarm: opskit.Swarm, since: pd.Timestamp) -> pd.DataFrame:
+    """The swarm's actions since ``since`` (its journal holds the earlier tests' too)."""
+    rows = swarm.actions()
+    return rows[rows["ts"] >= since]
+
+
+def spread(client: docker.DockerClient, service: str) -> dict[str, int]:
+    counts = {n.attrs["ID"]: 0 for n in client.nodes.list()
+              if n.attrs["Spec"]["Availability"] == "active"}
+    for task in running_tasks(client, service):
+        counts[task["NodeID"]] = counts.get(task["NodeID"], 0) + 1
+    return counts
+
+
+def test_an_uneven_spread_is_rebalanced_within_its_bound(lab: LocalSwarm,
+                                                        swarm: opskit.Swarm) -> None:
+    """A drained node that comes back gets no tasks from Swarm; the watch sees the uneven
+    spread and, allowed to, rebalances it, at most ``max_rebalances`` times per window."""
+    since = pd.Timestamp.now(tz="UTC")
+    swarm.deploy(web("spread"))
+    third = lab.nodes[2]
+    swarm.drain(third.netns)
+    until(lambda: len(running_tasks(leader_client(lab), "spread")) == 3 and all(
+        t["NodeID"] != third.node_id for t in running_tasks(leader_client(lab), "spread")),
+        timeout=60, what="the tasks off the drained node")
+    swarm.activate(third.netns)
+    until(lambda: max(spread(leader_client(lab), "spread").values()) == 2, timeout=20,
+          what="an uneven spread")
+    held = SwarmWatch(swarm, rebalance=True, max_rebalances=0)
+    found = {(f.kind, f.subject): f for f in held.pass_once()}
+    assert "no more until the window passes" in found[("unbalanced", "spread")].message
+    assert "service-rebalance" not in set(recent(swarm, since)["action"])
+    watch = SwarmWatch(swarm, rebalance=True, max_rebalances=1)
+    found = {(f.kind, f.subject): f for f in watch.pass_once()}
+    assert "rebalanced by opskit" in found[("unbalanced", "spread")].message
+    again = {(f.kind, f.subject): f for f in watch.pass_once()}
+    if ("unbalanced", "spread") in again:  # the forced update is still under way
+        assert "no more until the window passes" in again[("unbalanced", "spread")].message
+    assert watch.counters["rebalances"] == 1
+    assert list(recent(swarm, since)["action"]).count("service-rebalance") == 1
+
+    def even() -> bool:
+        counts = spread(leader_client(lab), "spread")
+        return sum(counts.values()) == 3 and max(counts.values()) - min(counts.values()) <= 1
+
+    until(even, timeout=90, what="an even spread after the rebalance")
+
+
+def test_a_cut_node_leaves_orphans_that_are_found_then_cleaned(lab: LocalSwarm,
+                                                                swarm: opskit.Swarm) -> None:
+    """Cut off from the managers, a node keeps running its task containers while Swarm starts
+    them elsewhere: the watch reports the duplicates; once the link is back, none is left."""
+    swarm.deploy(web("island"))
+    client = leader_client(lab)
+    leader_id = client.info()["Swarm"]["NodeID"]
+    victim = next(n for n in lab.nodes if n.node_id != leader_id and any(
+        t["NodeID"] == n.node_id for t in running_tasks(client, "island")))
+    watch = SwarmWatch(swarm, grace=0.0)
+    watch.orphan_after = 0.0
+    fault = swarm.chaos(victim.netns, "cut", victim)
+    try:
+        fault.wait_moved("island", timeout=90)
+        kinds: dict[tuple[str, str], Any] = {}
+
+        def orphaned() -> bool:
+            kinds.update({(f.kind, f.subject): f for f in watch.pass_once()})
+            return ("orphaned_tasks", victim.netns) in kinds
+
+        until(orphaned, timeout=30, what="the cut node's duplicates")
+        assert ("node_lost", victim.netns) in kinds
+    finally:
+        fault.undo()
+    until(lambda: not fault.residue(orphans=lambda: watch.orphaned_containers().get(
+        victim.netns, [])), timeout=120, what="no residue once the link is back")
+    assert "chaos-cut" in set(swarm.actions()["action"])
+
+
+def test_the_watch_rolls_back_a_paused_update_and_a_stuck_one(lab: LocalSwarm,
+                                                               swarm: opskit.Swarm) -> None:
+    check, since = web("x").health, pd.Timestamp.now(tz="UTC")
+    swarm.deploy(web("paused", replicas=2))
+    swarm.deploy(web("paused", replicas=2, env={"WEB_PORT": "9090"}),
+                 rollout=derive_rollout(check, failure_action="pause"), wait=False)
+    swarm.deploy(web("stalled", replicas=1))
+    swarm.deploy(web("stalled", replicas=1), rollout=derive_rollout(check, deadline=3.0),
+                 constraints=["node.labels.nowhere==1"], wait=False)
+    watch = SwarmWatch(swarm)
+    seen: dict[tuple[str, str], Any] = {}
+
+    def both() -> bool:
+        seen.update({(f.kind, f.subject): f for f in watch.pass_once()})
+        return all(key in seen and "rolled back by opskit" in seen[key].message
+                   for key in (("rollout_paused", "paused"), ("rollout_stuck", "stalled")))
+
+    until(both, timeout=90, what="both updates rolled back by the watch")
+    for name in ("paused", "stalled"):
+        until(lambda n=name: leader_client(lab).api.inspect_service(n).get(
+            "UpdateStatus", {}).get("State") == "rollback_completed", timeout=60,
+            what=f"{name} rolled back")
+    assert watch.counters["rollbacks"] == 2
+    rows = swarm.actions()
+    rows = rows[rows["ts"] >= since]  # the swarm's journal holds the earlier tests' too
+    assert set(rows.loc[rows["action"] == "service-rollback", "container"]) == {"paused",
+                                                                                "stalled"}
+
+
+def test_a_frozen_engine_is_a_lost_node_and_thawing_leaves_no_residue(
+        lab: LocalSwarm, swarm: opskit.Swarm) -> None:
+    victim = lab.nodes[2]
+    watch = SwarmWatch(swarm, lost_after=1.0)
+    watch.pass_once()
+    fault = swarm.chaos(victim.netns, "freeze", victim)
+    try:
+        until(lambda: any(f.kind == "node_lost" and f.subject == victim.netns
+                          for f in watch.pass_once()), timeout=40, what="node_lost")
+    finally:
+        fault.undo()
+    until(lambda: not fault.residue(), timeout=60, what="no residue after the thaw")

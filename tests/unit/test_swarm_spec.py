@@ -34,7 +34,8 @@ def test_swarms_safety_is_explicit() -> None:
                                            "Pids": 50}
     assert task["ContainerSpec"]["Env"] == ["TOKEN=s3cret"]
     assert task["ContainerSpec"]["Healthcheck"]["Retries"] == 3
-    assert task["ContainerSpec"]["Labels"]["io.opskit.scope"] == "t"
+    assert body["Labels"]["io.opskit.scope"] == "t"
+    assert "io.opskit.scope" not in task["ContainerSpec"]["Labels"], "the service's, not theirs"
     assert task["Networks"] == [{"Target": "backend"}]
     assert made.warnings == ()
 
