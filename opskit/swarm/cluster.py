@@ -4,7 +4,7 @@
     swarm.nodes(); swarm.services(); swarm.tasks("web"); swarm.events("10m")
     swarm.deploy(spec, max_per_node=1)        # health-gated rollout, rolled back on failure
     swarm.drain("node-3"); swarm.activate("node-3"); swarm.rollback("web")
-    swarm.stats()                             # each node's own engine, joined to tasks
+    swarm.stats(); swarm.task_events("10m")   # each node's own engine, joined to tasks
     wd = swarm.watch(drain_lost_nodes=True)   # escalates; Swarm keeps restarting tasks
     swarm.record("incident")                  # a bundle with the swarm's frames
 
@@ -54,16 +54,18 @@ log = logging.getLogger("opskit")
 __all__ = ["Swarm", "connect_swarm"]
 
 SWARM_EVENT_FILTERS = {"type": ["service", "node"]}
+TASK_LABEL = "com.docker.swarm.task.id"
 
 
-def connect_swarm(managers: Sequence[str], *, nodes: Mapping[str, str] | None = None,
+def connect_swarm(managers: Sequence[str] | None = None, *, nodes: Mapping[str, str] | None = None,
                   scope: str = "default", timeout: float = CALL_TIMEOUT,
                   wait: float = ELECTION_WAIT) -> Swarm:
     """Connect to a swarm through its managers' engines.
 
     Args:
         managers: engine URLs of managers (several: a call fails over when one is down or
-            electing). Managers that do not answer now are skipped if one does.
+            electing). Managers that do not answer now are skipped if one does. When omitted,
+            the engine ``docker`` would use (``DOCKER_HOST``, the current context...).
         nodes: node name (or ID) -> engine URL of that node's own engine, for stats and
             container events (``docker stats`` is per engine). The managers' own engines are
             added by themselves.
@@ -76,11 +78,11 @@ def connect_swarm(managers: Sequence[str], *, nodes: Mapping[str, str] | None = 
         InvalidTarget: no engine given is a Swarm manager.
     """
     engines, reasons = [], {}
-    for url in managers:
+    for url in managers if managers else [None]:
         try:
             engines.append(open_engine(url, scope=scope, timeout=timeout))
         except errors.EngineUnavailable as exc:
-            reasons[url] = exc.reason
+            reasons[url or exc.host] = exc.reason
     if not engines:
         raise errors.SwarmUnavailable("connect", reasons)
     return Swarm(Managers(engines, timeout=timeout, wait=wait), node_urls=nodes or {})
@@ -194,6 +196,30 @@ class Swarm:
                              left_on="id", right_on="container_id", how="inner",
                              suffixes=("_container", ""))
         return joined.drop(columns=["container_id"])
+
+    def task_events(self, since: Any = "10m", until: Any = None) -> pd.DataFrame:
+        """Container events of the swarm's tasks (``docker events`` on each reachable node's
+        own engine: die, health_status, oom... are only there), with the task's ``service``,
+        ``task_id`` and ``node``, in time order."""
+        import pandas as pd
+
+        parts = []
+        for node, ops in self.node_ops().items():
+            try:
+                frame = ops.events(since, until)
+            except errors.OpsKitError as exc:
+                log.info("swarm task events: node %s skipped: %s", node, exc.message)
+                continue
+            attrs = [a if isinstance(a, dict) else {} for a in frame["attributes"]]
+            mine = [TASK_LABEL in a for a in attrs]
+            frame = frame[mine].copy()
+            kept = [a for a, m in zip(attrs, mine, strict=True) if m]
+            frame["service"] = [str(a.get("com.docker.swarm.service.name", "")) for a in kept]
+            frame["task_id"] = [str(a.get(TASK_LABEL, "")) for a in kept]
+            parts.append(frame.assign(node=node))
+        if not parts:
+            return pd.DataFrame(columns=["ts", "action", "name", "service", "task_id", "node"])
+        return pd.concat(parts, ignore_index=True).sort_values("ts", kind="stable")
 
     def status(self) -> dict[str, Any]:
         """Counts for a glance: nodes by state, services short of replicas, updates."""

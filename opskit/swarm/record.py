@@ -65,15 +65,14 @@ def record_swarm(swarm: Swarm, name: str, *, since: Any = "30m", path: str | Pat
             frame = containers_frame(ops.engine, filters={"label": [TASK_LABEL]})
             frame["service"] = [by_container.get(i, ("", ""))[0] for i in frame["id"]]
             listed.append(frame.assign(node=node))
-            ids = set(frame["id"].astype(str))
-            node_events = ops.events(start, now)
-            events.append(node_events[node_events["actor_id"].astype(str).isin(ids)]
-                          .assign(node=node))
             running = list(frame.loc[frame["state"].astype(str) == "running", "id"])
             if running:
                 stats.append(ops.stats([str(i) for i in running]).assign(node=node))
         except errors.OpsKitError as exc:
             notes.append(f"node {node} not read: {exc.message}")
+    task_events = swarm.task_events(start, now)
+    if len(task_events):
+        events.append(task_events.drop(columns=["task_id"]))
     containers = concat_like(listed, pd.DataFrame(columns=["id", "name", "service", "node"]))
     actions = swarm.actions()
     actions = actions[actions["ts"] >= start] if len(actions) else actions

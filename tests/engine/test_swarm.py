@@ -387,3 +387,20 @@ def test_a_frozen_engine_is_a_lost_node_and_thawing_leaves_no_residue(
     finally:
         fault.undo()
     until(lambda: not fault.residue(), timeout=60, what="no residue after the thaw")
+
+
+def test_task_events_come_from_each_nodes_engine(lab: LocalSwarm, swarm: opskit.Swarm) -> None:
+    swarm.deploy(web("told", replicas=2))
+    events = swarm.task_events("2m")
+    starts = events[(events["service"] == "told") & (events["base_action"] == "start")]
+    tasks = swarm.tasks("told", all=False)
+    assert set(starts["task_id"]) >= set(tasks["task_id"])
+    assert set(starts["node"]) == set(tasks["node"])
+    health = events[(events["service"] == "told") & (events["base_action"] == "health_status")]
+    assert len(health) >= 2  # only the node's own engine says a task turned healthy
+
+
+def test_an_engine_that_is_not_a_manager_is_named(ops: Any) -> None:
+    with pytest.raises(opskit.errors.InvalidTarget) as caught:
+        opskit.connect_swarm([ops.engine.host])
+    assert "not a Swarm manager" in str(caught.value) and "swarm init" in str(caught.value)
