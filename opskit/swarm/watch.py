@@ -129,6 +129,7 @@ class SwarmWatch:
         self._rebalanced: dict[str, list[float]] = {}
         self._engines: dict[str, Engine] = {}
         self._orphan_since: dict[tuple[str, str], float] = {}
+        self._many_lost = False
         self.orphan_after = 5.0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -186,6 +187,7 @@ class SwarmWatch:
         tasks = managers.tasks()
         found: dict[tuple[str, str], SwarmFinding] = {}
         now = time.monotonic()
+        self._many_lost = 2 * sum(self._lost(n, reach) for n in nodes) > len(nodes)
         for node in nodes:
             self._node(node, reach, now, found)
         ready_active = [n for n in nodes if (n.get("Status") or {}).get("State") == "ready"
@@ -218,11 +220,8 @@ class SwarmWatch:
         state = str((node.get("Status") or {}).get("State", ""))
         availability = str((node.get("Spec") or {}).get("Availability", ""))
         engine_down = reach.get(name) is False
-        # the other managers see a lost manager unreachable within a few raft heartbeats, long
-        # before Swarm calls it down: the signal for a node whose engine opskit cannot ping
         unreachable = (node.get("ManagerStatus") or {}).get("Reachability") == "unreachable"
-        lost = engine_down or unreachable or state in ("down", "unknown", "disconnected")
-        if lost:
+        if self._lost(node, reach):
             first = self._unreachable.setdefault(name, now)
             self._back.pop(name, None)
             if now - first >= self.lost_after or state in ("down", "unknown"):
@@ -254,10 +253,25 @@ class SwarmWatch:
                 except errors.OpsKitError as exc:
                     log.warning("could not activate %s again: %s", name, exc.message)
 
+    @staticmethod
+    def _lost(node: Mapping[str, Any], reach: Mapping[str, bool]) -> bool:
+        """Whether a node is lost: its engine silent to opskit, the other managers unable to
+        reach it (they see that within a few raft heartbeats, long before Swarm calls the
+        node down), or Swarm's own state."""
+        state = str((node.get("Status") or {}).get("State", ""))
+        return (reach.get(node_name(node)) is False
+                or (node.get("ManagerStatus") or {}).get("Reachability") == "unreachable"
+                or state in ("down", "unknown", "disconnected"))
+
     def _drain(self, node: Mapping[str, Any], name: str, why: str) -> str:
         refusal = node_in_scope(node, self.swarm.scope)
         if refusal:
             return f"; not drained: {refusal}"
+        if self._many_lost:
+            # most nodes lost at once is more likely opskit's own view (its network, its host)
+            # than the swarm's: draining them all would take every task down
+            return ("; not drained: most nodes look lost from here at once, which is more "
+                    "likely opskit's own network than the swarm's; check, then drain by hand")
         try:
             set_availability(self.swarm.managers, str(node["ID"]), "drain",
                              scope=self.swarm.scope, journal=self.swarm.journal,
@@ -266,7 +280,8 @@ class SwarmWatch:
             return f"; the drain failed: {exc.message}"
         self._drained.add(str(node["ID"]))
         self.counters["drains"] += 1
-        return "; drained by opskit so its tasks move now (activated again once back)"
+        return ("; drained by opskit: Swarm starts its replacements as soon as it marks the "
+                "node down, without its restart delay (activated again once back)")
 
     def _service(self, service: Mapping[str, Any], tasks: Sequence[Mapping[str, Any]],
                  names: Mapping[str, str], ready_active: Sequence[Mapping[str, Any]],

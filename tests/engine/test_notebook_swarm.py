@@ -26,6 +26,7 @@ import docker.errors
 import pytest
 
 import opskit
+from tests.engine.test_notebooks import _texts
 from tests.support.paths import NOTEBOOKS, ROOT
 from tests.support.swarm import LocalSwarm, SwarmNode
 
@@ -58,13 +59,7 @@ def _execute(out: Path, params: dict[str, Any], timeout: float = 240) -> dict[st
 
 def _text(executed: dict[str, Any]) -> str:
     """Everything the executed copy printed or showed as text."""
-    out = []
-    for cell in executed["cells"]:
-        for o in cell.get("outputs", []) if cell["cell_type"] == "code" else []:
-            for text in (o.get("text"), o.get("data", {}).get("text/plain")):
-                if text is not None:
-                    out.append(text if isinstance(text, str) else "".join(text))
-    return "\n".join(out)
+    return "\n".join(_texts(executed))
 
 
 @pytest.fixture(scope="module")

@@ -9,6 +9,7 @@ What the swarm did is read from the managers with docker-py, not from opskit's o
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -404,3 +405,20 @@ def test_an_engine_that_is_not_a_manager_is_named(ops: Any) -> None:
     with pytest.raises(opskit.errors.InvalidTarget) as caught:
         opskit.connect_swarm([ops.engine.host])
     assert "not a Swarm manager" in str(caught.value) and "swarm init" in str(caught.value)
+
+
+def test_when_every_node_looks_lost_from_here_none_is_drained(lab: LocalSwarm,
+                                                              swarm: opskit.Swarm) -> None:
+    """opskit's own view broken (every node engine silent to it, the swarm fine): draining
+    would take every task down, so the watch pages and drains nothing."""
+    blind = SwarmWatch(swarm, drain_lost_nodes=True, lost_after=0.0)
+    blind._engines = {name: dataclasses.replace(ops.engine, client=docker.DockerClient(
+        base_url="unix:///nonexistent/docker.sock", version="1.41", timeout=1))
+        for name, ops in swarm.node_ops().items()}
+    found = [f for f in blind.pass_once() if f.kind == "node_lost"]
+    said = {f.subject: f.message for f in found}
+    assert len(said) == 3 and all("not drained" in m for m in said.values())
+    for node in lab.nodes[1:]:  # opted in for the scope: refused for the view, not the label
+        assert "most nodes look lost" in said[node.netns]
+    assert blind.counters["drains"] == 0
+    assert {n["Spec"]["Availability"] for n in leader_client(lab).api.nodes()} == {"active"}
