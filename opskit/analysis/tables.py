@@ -52,7 +52,7 @@ class Table(pd.DataFrame):  # type: ignore[misc]
         ``events(since, until)``, ``stats(targets)``, ``logs(target, since=, until=, tail=,
         grep=)``, and ``health``, ``actions``, ``findings``, ``inspections`` (``target``)."""
         kind = self._kind
-        if kind == "events":
+        if kind in ("events", "swarm_events"):
             return self._window(pd.DataFrame(self), *args[:2], **kw)
         if kind == "containers":
             frame = pd.DataFrame(self)
@@ -76,7 +76,9 @@ class Table(pd.DataFrame):  # type: ignore[misc]
             return frame
         wanted: set[str] = set()
         for item in [target] if isinstance(target, str) else target:
-            wanted.update(self._names.get(item, [item]))
+            # a swarm table names services and nodes itself, not through containers
+            wanted.update([item] if self._kind.startswith("swarm_") else
+                          self._names.get(item, [item]))
         return frame[frame[NAME_COLUMN[self._kind]].astype(str).isin(wanted)]
 
     def _window(self, frame: pd.DataFrame, since: Any = None, until: Any = None) -> pd.DataFrame:

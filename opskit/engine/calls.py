@@ -23,8 +23,9 @@ from typing import Any, Protocol
 
 __all__ = ["BOOT_API_VERSION", "PayloadStream", "Readable", "api_client", "container_stats",
            "context_paths", "docker_client", "get_archive", "inspect_container", "ipam_config",
-           "is_read_timeout", "is_timeout", "logs_stream", "parse_repository_tag", "ping",
-           "refusal_message", "request", "stat_path", "stats_stream", "status_of", "unpause"]
+           "is_read_timeout", "is_timeout", "is_transport", "logs_stream",
+           "parse_repository_tag", "ping", "refusal_message", "request", "stat_path",
+           "stats_stream", "status_of", "unpause"]
 
 _PATH_STAT = "X-Docker-Container-Path-Stat"
 
@@ -56,6 +57,15 @@ def is_timeout(exc: BaseException) -> bool:
     import requests.exceptions
 
     return isinstance(exc, requests.exceptions.Timeout)
+
+
+def is_transport(exc: BaseException) -> bool:
+    """Whether ``exc`` is a failure to reach the engine or to hear from it (connection refused
+    or reset, a timeout), not a bug or a refusal."""
+    import requests.exceptions
+
+    return isinstance(exc, requests.exceptions.ConnectionError | requests.exceptions.Timeout
+                      | ConnectionError)
 
 
 def is_read_timeout(exc: BaseException) -> bool:

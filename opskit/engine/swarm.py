@@ -21,7 +21,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..base import errors
-from .calls import request, status_of
+from .calls import is_timeout, is_transport, request, status_of
 from .connection import Engine
 from .events import fetch_events
 from .translate import translate
@@ -89,6 +89,15 @@ class Managers:
                 except Exception as exc:
                     status = status_of(exc)
                     reason = _short(exc)
+                    if status is None and not is_transport(exc):
+                        raise translate(exc, what, host=engine.host) from exc
+                    if status is None and method != "GET" and is_timeout(exc):
+                        # the manager may have applied it: sending it again elsewhere could
+                        # apply it twice or fail "out of sequence" after it landed
+                        raise errors.EngineUnavailable(
+                            engine.host, f"{what}: no answer within {self.timeout:g} s",
+                            hint="the change may have been applied: look (swarm.services(), "
+                            "swarm.nodes()) before you repeat it.") from exc
                     if status in (None, 502, 503) or (status == 500 and any(
                             m in reason.lower() for m in _TRANSIENT)):
                         reasons[engine.host] = reason
@@ -116,6 +125,8 @@ class Managers:
             return errors.ServiceNotFound(target, host)
         if status_of(exc) == 404 and kind == "node":
             return errors.NodeNotFound(target)
+        if status_of(exc) == 404:  # a network, a secret...: Swarm's own words
+            return errors.EngineError(what, _short(exc), status=404)
         return translate(exc, what, host=host)
 
     # -- reads ------------------------------------------------------------------------------

@@ -21,7 +21,7 @@ from typing import Literal, Protocol
 
 from ..base import errors
 from .frames import node_name
-from .service import find_node, set_availability
+from .service import find_node, node_in_scope, set_availability
 from .watch import Swarm
 
 __all__ = ["FAULTS", "NodeFault", "NodeHandle", "node_fault"]
@@ -66,6 +66,7 @@ class NodeFault:
     started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     undone: bool = False
     samples: list[tuple[float, int, int]] = field(default_factory=list)  # (s, running, wanted)
+    availability_before: str = "active"
 
     def running_elsewhere(self, service: str) -> tuple[int, int]:
         """(replicas running on other nodes, replicas wanted)."""
@@ -111,8 +112,9 @@ class NodeFault:
             return
         record = self.swarm.journal.begin(f"chaos-undo-{self.fault}", self.node_id, self.node)
         try:
-            if self.fault == "drain":
-                set_availability(self.swarm.managers, self.node_id, "active",
+            if self.fault == "drain":  # back to what it was (a person may have drained it)
+                set_availability(self.swarm.managers, self.node_id,
+                                 self.availability_before or "active",
                                  scope=self.swarm.scope, reason="chaos undo")
             else:
                 assert self.handle is not None
@@ -134,8 +136,8 @@ class NodeFault:
                 avail = (node.get("Spec") or {}).get("Availability")
                 if state != "ready":
                     left.append(f"node {self.node} is {state}")
-                if avail != "active":
-                    left.append(f"node {self.node} is {avail}")
+                if avail != self.availability_before:
+                    left.append(f"node {self.node} is {avail}, was {self.availability_before}")
         for service in self.swarm.managers.services():
             name = str(service["Spec"]["Name"])
             mode = (service.get("Spec") or {}).get("Mode") or {}
@@ -158,7 +160,8 @@ def node_fault(swarm: Swarm, node: str, fault: str, handle: NodeHandle | None = 
 
     Raises:
         InvalidSpec: an unknown fault, or a process fault without a ``handle``.
-        NodeNotFound: no such node. OutOfScope: ``drain`` of a node not opted in.
+        NodeNotFound: no such node. OutOfScope: a node not opted in for the scope
+            (``io.opskit.scope=SCOPE``), for every fault.
     """
     if fault not in FAULTS:
         raise errors.InvalidSpec("fault", f"{fault!r} is not a node fault",
@@ -170,6 +173,10 @@ def node_fault(swarm: Swarm, node: str, fault: str, handle: NodeHandle | None = 
                                  "the managers.")
     found = find_node(swarm.managers.nodes(), node)
     node_id, name = str(found["ID"]), node_name(found)
+    why = node_in_scope(found, swarm.scope)
+    if why:  # chaos is an action on the node like a drain: opted-in nodes only
+        raise errors.OutOfScope(node, node_id, why, action=f"chaos {fault}")
+    before = str((found.get("Spec") or {}).get("Availability", ""))
     record = swarm.journal.begin(f"chaos-{fault}", node_id, name, reason="chaos")
     try:
         if fault == "drain":
@@ -182,4 +189,4 @@ def node_fault(swarm: Swarm, node: str, fault: str, handle: NodeHandle | None = 
         swarm.journal.finish(record, "failed", error=str(exc))
         raise
     swarm.journal.finish(record, "ok")
-    return NodeFault(swarm, name, node_id, fault, handle)
+    return NodeFault(swarm, name, node_id, fault, handle, availability_before=before)

@@ -146,12 +146,21 @@ class Swarm:
     def events(self, since: Any = "10m", until: Any = None) -> pd.DataFrame:
         """Service and node events (``docker events --filter type=service --filter
         type=node``) from a manager's replay."""
-        engine = self.managers.engines[self.managers._first]
-        now_ns, _ = engine_time_ns(engine.api, engine.host)
+        now_ns = self._clock_ns()
         since_ns = _to_ns(since, now_ns)
         until_ns = _to_ns(until, now_ns) if until is not None else now_ns
         return frames.events_frame(self.managers.events(since_ns, until_ns,
                                                         SWARM_EVENT_FILTERS))
+
+    def _clock_ns(self) -> int:
+        """A manager's clock (``docker info``), the first that answers."""
+        reasons = {}
+        for engine in self.managers.engines:
+            try:
+                return engine_time_ns(engine.api, engine.host)[0]
+            except errors.OpsKitError as exc:
+                reasons[engine.host] = exc.message
+        raise errors.SwarmUnavailable("docker info", reasons)
 
     def node_ops(self) -> dict[str, Ops]:
         """An :class:`~opskit.ops.Ops` per node whose engine opskit can reach (the managers'
@@ -297,7 +306,11 @@ class Swarm:
             raise errors.OutOfScope(service, str(current.get("ID", "")), why, action="remove")
         record = self.journal.begin("service-remove", str(current["ID"]), service,
                                     service=service)
-        self.managers.remove_service(str(current["ID"]), service)
+        try:
+            self.managers.remove_service(str(current["ID"]), service)
+        except errors.OpsKitError as exc:
+            self.journal.finish(record, "failed", error=str(exc))
+            raise
         self.journal.finish(record, "ok")
 
     def chaos(self, node: str, fault: str, handle: NodeHandle | None = None) -> NodeFault:
@@ -331,7 +344,10 @@ def _to_ns(value: Any, now_ns: int) -> int:
     if isinstance(value, str) and value and value[-1] in "smhd" and value[:-1].replace(
             ".", "", 1).isdigit():
         return now_ns - int(parse_duration(value) * 1e9)
-    when = parse_time(value)
+    try:
+        when = parse_time(value)
+    except (ValueError, TypeError):
+        when = None
     if when is None:
         raise errors.InvalidSpec("since", f"{value!r} is not a time", allowed="'10m', a "
                                  "datetime, an ISO string")

@@ -47,7 +47,11 @@ def record_swarm(swarm: Swarm, name: str, *, since: Any = "30m", path: str | Pat
         SwarmUnavailable: no manager answered. StorageError: the file could not be written.
     """
     now = datetime.now(UTC)
-    start = parse_time(since, now=now) or now
+    try:
+        start = parse_time(since, now=now) or now
+    except (ValueError, TypeError) as exc:
+        raise errors.InvalidSpec("since", f"{since!r} is not a time", allowed="'30m', a "
+                                 "datetime, an ISO string") from exc
     notes: list[str] = []
     raw_nodes, raw_services = swarm.managers.nodes(), swarm.managers.services()
     raw_tasks = swarm.managers.tasks()

@@ -162,8 +162,15 @@ def deploy_service(managers: Managers, spec: ServiceSpec, *, scope: str, key: by
             if "already exists" not in str(exc) and "name conflicts" not in str(exc):
                 _finish(journal, record, "failed", error=str(exc))
                 raise
-            # a create that timed out on one manager but landed: take it as created
-            sid = str(managers.service(spec.name).get("ID", ""))
+            # a create that timed out on one manager but landed: taken as created only when
+            # the service under that name is opskit's (another actor may have made it)
+            landed = managers.service(spec.name)
+            why = service_in_scope(landed, scope, key)
+            if why:
+                _finish(journal, record, "failed", error=str(exc))
+                raise errors.OutOfScope(spec.name, str(landed.get("ID", "")), why,
+                                        action="create") from exc
+            sid = str(landed.get("ID", ""))
         _finish(journal, record, "ok", details={"service_id": sid})
         outcome = RolloutOutcome(spec.name, created=True, state="created", warnings=warnings)
         if wait:
@@ -187,7 +194,8 @@ def deploy_service(managers: Managers, spec: ServiceSpec, *, scope: str, key: by
     _finish(journal, record, "ok")
     if not wait:
         return RolloutOutcome(spec.name, state="updating", warnings=warnings)
-    outcome = watch_rollout(managers, spec.name, built.rollout, replicas=spec.replicas,
+    outcome = watch_rollout(managers, spec.name, built.rollout,
+                            replicas=spec.replicas if mode == "replicated" else len(ready),
                             previous_start=previous, journal=journal, on_state=on_state,
                             started=started)
     outcome.warnings = warnings
@@ -198,13 +206,15 @@ def deploy_service(managers: Managers, spec: ServiceSpec, *, scope: str, key: by
 
 
 def _running(managers: Managers, service_id: str) -> tuple[int, int]:
-    """(running, wanted) of a replicated service: tasks desired and running."""
+    """(running, wanted): tasks desired and running; a global service wants one per task
+    the scheduler made (one per node that fits)."""
     service = managers.service(service_id)
-    wanted = int(((service.get("Spec") or {}).get("Mode") or {}).get("Replicated", {})
-                 .get("Replicas", 0))
+    mode = (service.get("Spec") or {}).get("Mode") or {}
     tasks = managers.tasks({"service": [service_id], "desired-state": ["running"]})
     running = sum(1 for t in tasks if (t.get("Status") or {}).get("State") == "running")
-    return running, wanted
+    if "Replicated" in mode:
+        return running, int((mode["Replicated"] or {}).get("Replicas", 0))
+    return running, max(1, len(tasks))
 
 
 def _wait_converged(managers: Managers, name: str, outcome: RolloutOutcome, rollout: Rollout,
@@ -240,6 +250,9 @@ def watch_rollout(managers: Managers, name: str, rollout: Rollout, *, replicas: 
     started = time.monotonic() if started is None else started
     batches = max(1, math.ceil(max(replicas, 1) / rollout.parallelism))
     deadline = started + batches * rollout.deadline
+    # whatever Swarm does (a rollback of its own that never ends, a change it never rolls),
+    # the watch ends: the update's deadline, as long again for a rollback, and once more
+    hard_deadline = started + 3 * batches * rollout.deadline
     outcome = RolloutOutcome(name)
     last, seen_new, rolling_back, why_rolled = "", False, False, ""
     while True:
@@ -290,11 +303,13 @@ def watch_rollout(managers: Managers, name: str, rollout: Rollout, *, replicas: 
             outcome.message = why
             rolling_back = True
             deadline = time.monotonic() + batches * rollout.deadline
-        elif rolling_back and time.monotonic() > deadline:
-            return dataclasses.replace(outcome, state=state or "rollback_stuck",
-                                       rolled_back=False, by="opskit",
-                                       seconds=time.monotonic() - started,
-                                       message=f"the rollback did not complete: {message}")
+        elif (rolling_back and time.monotonic() > deadline) or \
+                time.monotonic() > hard_deadline:
+            return dataclasses.replace(
+                outcome, state=state or "timeout", rolled_back=False,
+                by="opskit" if rolling_back else "", seconds=time.monotonic() - started,
+                message=f"the update did not end within {3 * batches * rollout.deadline:g} s"
+                f" (last state {state or 'none'}: {message or 'no message'})")
         time.sleep(POLL)
 
 

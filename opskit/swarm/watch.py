@@ -102,7 +102,8 @@ class SwarmWatch:
         rebalance: rebalance unbalanced services, at most ``max_rebalances`` per service per
             ``rebalance_window`` seconds.
         grace: seconds a service may be short of replicas before it is a finding.
-        alert: called with each new finding (never from the caller's thread).
+        alert: called with each new finding, from the watch's thread (from the caller's
+            when it calls :meth:`pass_once` itself).
     """
 
     def __init__(self, swarm: Swarm, *, every: float = 1.0, drain_lost_nodes: bool = False,
@@ -130,6 +131,7 @@ class SwarmWatch:
         self._engines: dict[str, Engine] = {}
         self._orphan_since: dict[tuple[str, str], float] = {}
         self._many_lost = False
+        self._fit: set[str] = set()
         self.orphan_after = 5.0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -188,6 +190,9 @@ class SwarmWatch:
         found: dict[tuple[str, str], SwarmFinding] = {}
         now = time.monotonic()
         self._many_lost = 2 * sum(self._lost(n, reach) for n in nodes) > len(nodes)
+        self._fit = {str(n["ID"]) for n in nodes if not self._lost(n, reach) and
+                     (n.get("Status") or {}).get("State") == "ready" and
+                     (n.get("Spec") or {}).get("Availability") == "active"}
         for node in nodes:
             self._node(node, reach, now, found)
         ready_active = [n for n in nodes if (n.get("Status") or {}).get("State") == "ready"
@@ -224,7 +229,9 @@ class SwarmWatch:
         if self._lost(node, reach):
             first = self._unreachable.setdefault(name, now)
             self._back.pop(name, None)
-            if now - first >= self.lost_after or state in ("down", "unknown"):
+            # 'unknown' is also every node's state for a moment after a new leader is elected:
+            # it waits lost_after like a silent engine; only 'down' is Swarm's own verdict
+            if now - first >= self.lost_after or state == "down":
                 why = (f"its engine has not answered for {now - first:.0f} s" if engine_down
                        else "the other managers cannot reach it" if unreachable
                        else f"Swarm reports it {state}")
@@ -253,6 +260,10 @@ class SwarmWatch:
                 except errors.OpsKitError as exc:
                     log.warning("could not activate %s again: %s", name, exc.message)
 
+    def _active_others(self, node_id: str) -> int:
+        """Active, ready nodes other than ``node_id`` that are not lost (this pass)."""
+        return len(self._fit - {node_id})
+
     @staticmethod
     def _lost(node: Mapping[str, Any], reach: Mapping[str, bool]) -> bool:
         """Whether a node is lost: its engine silent to opskit, the other managers unable to
@@ -272,6 +283,8 @@ class SwarmWatch:
             # than the swarm's: draining them all would take every task down
             return ("; not drained: most nodes look lost from here at once, which is more "
                     "likely opskit's own network than the swarm's; check, then drain by hand")
+        if self._active_others(str(node["ID"])) < 1:
+            return "; not drained: it is the last active node that is not lost"
         try:
             set_availability(self.swarm.managers, str(node["ID"]), "drain",
                              scope=self.swarm.scope, journal=self.swarm.journal,
@@ -295,7 +308,7 @@ class SwarmWatch:
                   else len(ready_active))
         running = [t for t in desired if (t.get("Status") or {}).get("State") == "running"]
         owned = service_in_scope(service, self.swarm.scope, self.swarm.key) is None
-        self._update(service, name, owned, now, found)
+        self._update(service, name, owned, now, found, nodes=len(ready_active))
         if len(running) < wanted:
             first = self._short.setdefault(name, now)
             if now - first >= self.grace:
@@ -305,7 +318,13 @@ class SwarmWatch:
                     f"{now - first:.0f} s: {_shortage_reason(spec, mine, desired)}", "page")
         else:
             self._short.pop(name, None)
-        if "Replicated" in mode and len(ready_active) > 1 and running:
+        placement = (spec.get("TaskTemplate") or {}).get("Placement") or {}
+        settled = str((service.get("UpdateStatus") or {}).get("State", "")) in (
+            "", "completed", "rollback_completed")
+        # a rolling update is uneven for a moment, and a constrained service's spread is its
+        # constraints' business: only a settled, unconstrained service is judged
+        if "Replicated" in mode and len(ready_active) > 1 and running and settled and not (
+                placement.get("Constraints") or placement.get("MaxReplicas")):
             counts = {str(n["ID"]): 0 for n in ready_active}
             for task in running:
                 if str(task.get("NodeID")) in counts:
@@ -317,7 +336,7 @@ class SwarmWatch:
                 found[("unbalanced", name)] = _finding("unbalanced", name, message)
 
     def _update(self, service: Mapping[str, Any], name: str, owned: bool, now: float,
-                found: dict[tuple[str, str], SwarmFinding]) -> None:
+                found: dict[tuple[str, str], SwarmFinding], *, nodes: int = 1) -> None:
         status = service.get("UpdateStatus") or {}
         state, started = str(status.get("State", "")), str(status.get("StartedAt", ""))
         key = f"{name}:{started}"
@@ -327,13 +346,13 @@ class SwarmWatch:
                 f"{status.get('Message', '')}; Swarm never rolls a rollback back: a person "
                 "must fix the previous spec's tasks (swarm.tasks(service))", "page")
             return
-        stuck = state == "updating" and _age(started) > _deadline(service)
+        stuck = state == "updating" and _age(started) > _deadline(service, nodes)
         if state != "paused" and not stuck:
             return
         kind = "rollout_paused" if state == "paused" else "rollout_stuck"
         why = (f"the update of {name} paused: {status.get('Message', '')}" if state == "paused"
                else f"the update of {name} has been updating for {_age(started):.0f} s, past "
-               f"its deadline of {_deadline(service):.0f} s (swarmkit has no timeout)")
+               f"its deadline of {_deadline(service, nodes):.0f} s (swarmkit has no timeout)")
         if self.rollback_stuck and owned and key not in self._rolled:
             try:
                 rollback(self.swarm.managers, name, journal=self.swarm.journal, reason=why,
@@ -431,7 +450,7 @@ def _age(started: str) -> float:
     return (datetime.now(UTC) - when).total_seconds() if when is not None else 0.0
 
 
-def _deadline(service: Mapping[str, Any]) -> float:
+def _deadline(service: Mapping[str, Any], nodes: int = 1) -> float:
     """The opskit deadline of a service's update: batches x the per-batch deadline its deploy
     set (the ``io.opskit.rollout-deadline`` label), else x (2 x monitor + delay + 60 s) as
     :func:`~opskit.spec.rollout.derive_rollout` derives it."""
@@ -439,7 +458,9 @@ def _deadline(service: Mapping[str, Any]) -> float:
     update = spec.get("UpdateConfig") or {}
     monitor = float(update.get("Monitor") or MONITOR_MARGIN * 1e9) / 1e9
     delay = float(update.get("Delay") or 0) / 1e9
-    replicas = int(((spec.get("Mode") or {}).get("Replicated") or {}).get("Replicas", 1))
+    mode = spec.get("Mode") or {}
+    replicas = (int((mode.get("Replicated") or {}).get("Replicas", 1)) if "Replicated" in mode
+                else max(1, nodes))  # global: one task per node
     batches = max(1, math.ceil(replicas / max(1, int(update.get("Parallelism") or 1))))
     try:
         per_batch = float((spec.get("Labels") or {})[DEADLINE_LABEL])

@@ -167,6 +167,10 @@ def test_services_and_nodes_outside_the_scope_are_never_touched(
         swarm.drain(lab.nodes[0].netns)  # node 1 is not labelled for the scope
     assert "--label-add" in str(caught.value)
     assert client.api.inspect_node(lab.nodes[0].node_id)["Spec"]["Availability"] == "active"
+    pid = lab.nodes[0].pid
+    with pytest.raises(opskit.errors.OutOfScope):
+        swarm.chaos(lab.nodes[0].netns, "kill", lab.nodes[0])
+    assert lab.nodes[0].pid == pid and lab.nodes[0].ping(), "never touched"
     with pytest.raises(opskit.errors.NodeNotFound):
         swarm.drain("no-such-node")
     assert not swarm.services().set_index("service").loc["foreign", "opskit"]
@@ -325,7 +329,7 @@ def test_a_cut_node_leaves_orphans_that_are_found_then_cleaned(lab: LocalSwarm,
     swarm.deploy(web("island"))
     client = leader_client(lab)
     leader_id = client.info()["Swarm"]["NodeID"]
-    victim = next(n for n in lab.nodes if n.node_id != leader_id and any(
+    victim = next(n for n in lab.nodes[1:] if n.node_id != leader_id and any(
         t["NodeID"] == n.node_id for t in running_tasks(client, "island")))
     watch = SwarmWatch(swarm, grace=0.0)
     watch.orphan_after = 0.0

@@ -98,3 +98,26 @@ def test_scope_of_services_and_nodes() -> None:
     drained = find_node(NODES, "okdn3")
     assert node_in_scope(drained, "payloads") is None
     assert "--label-add" in (node_in_scope(find_node(NODES, "okdn1"), "payloads") or "")
+
+
+def test_a_swarm_bundle_filters_by_service_and_time() -> None:
+    import opskit
+
+    bundle = opskit.open_bundle(PAYLOADS.parent.parent / "samples" / "sample-swarm.opsb")
+    assert bundle.has_swarm
+    tasks = bundle.swarm_tasks("web")
+    assert len(tasks) == len(bundle.swarm_tasks) and len(tasks) > 0
+    assert len(bundle.swarm_services("web")) == 1 and len(bundle.swarm_services("nope")) == 0
+    assert len(bundle.swarm_nodes(list(bundle.swarm_nodes["node"])[:1])) == 1
+    last = bundle.swarm_events["ts"].max()
+    assert len(bundle.swarm_events(last)) == (bundle.swarm_events["ts"] == last).sum()
+
+
+def test_a_time_that_is_no_time_is_refused_with_the_field() -> None:
+    from opskit.base.errors import InvalidSpec
+    from opskit.swarm.cluster import _to_ns
+
+    with pytest.raises(InvalidSpec) as caught:
+        _to_ns("yesterday", 0)
+    assert "since" in str(caught.value)
+    assert _to_ns("10s", 20 * 10**9) == 10 * 10**9
