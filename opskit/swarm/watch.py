@@ -124,7 +124,7 @@ class SwarmWatch:
         self._findings: dict[tuple[str, str], SwarmFinding] = {}
         self._unreachable: dict[str, float] = {}  # node -> monotonic first seen unreachable
         self._back: dict[str, float] = {}  # node -> monotonic first seen back
-        self._drained: set[str] = set()  # node IDs opskit drained
+        self._drained = self._drained_before()  # node IDs a watch drained for being lost
         self._short: dict[str, float] = {}  # service -> monotonic first seen short
         self._rolled: set[str] = set()  # "service:StartedAt" rolled back already
         self._rebalanced: dict[str, list[float]] = {}
@@ -138,6 +138,26 @@ class SwarmWatch:
         self._lock = threading.Lock()
 
     # -- life -------------------------------------------------------------------------------
+
+    def _drained_before(self) -> set[str]:
+        """Nodes a watch (this one's predecessor too) drained as lost and nobody activated
+        since: read from the swarm's journal, so a restarted watch still brings them back."""
+        try:
+            frame = self.swarm.journal.frame()
+        except Exception:  # an unreadable journal must not stop the watch from starting
+            log.warning("swarm watch: the journal could not be read; drains of earlier "
+                        "watches are not known")
+            return set()
+        if not len(frame):
+            return set()
+        rows = frame[frame["action"].isin(["node-drain", "node-activate"]) &
+                     (frame["result"] == "ok")]
+        drained = set()
+        for node_id, group in rows.groupby(rows["container_id"].astype(str), sort=False):
+            last = group.iloc[-1]
+            if last["action"] == "node-drain" and str(last["reason"]).startswith("node lost"):
+                drained.add(node_id)
+        return drained
 
     def start(self) -> SwarmWatch:
         """Run passes on a daemon thread until :meth:`stop`."""

@@ -235,6 +235,9 @@ def test_a_lost_node_is_drained_and_its_tasks_move(lab: LocalSwarm,
         rows = swarm.actions()
         drain = rows[rows["action"] == "node-drain"].iloc[-1]
         assert drain["container"] == victim.netns and "node lost" in drain["reason"]
+        watch.stop()  # a watch restarted meanwhile still knows the drain from the journal
+        watch = swarm.watch(drain_lost_nodes=True, lost_after=1.0, return_after=2.0, every=0.5)
+        assert victim.node_id in watch.status()["drained_by_opskit"]
         fault.undo()
         until(lambda: leader_client(lab).api.inspect_node(victim.node_id)["Spec"][
             "Availability"] == "active", timeout=60, what="the node activated again by the watch")
