@@ -191,6 +191,10 @@ class SwarmWatch:
         with self._lock:
             return list(self._findings.values())
 
+    def lost_nodes(self) -> list[str]:
+        """The nodes found lost in the last pass."""
+        return [f.subject for f in self.findings() if f.kind == "node_lost"]
+
     def status(self) -> dict[str, Any]:
         found = self.findings()
         return {"findings": {f"{f.kind}:{f.subject}": f.message for f in found},
