@@ -21,7 +21,7 @@ from typing import Literal, Protocol
 
 from ..base import errors
 from .frames import node_name
-from .service import find_node, node_in_scope, set_availability
+from .service import find_node, node_in_scope, replicas_running, set_availability
 from .watch import Swarm
 
 __all__ = ["FAULTS", "NodeFault", "NodeHandle", "node_fault"]
@@ -70,13 +70,7 @@ class NodeFault:
 
     def running_elsewhere(self, service: str) -> tuple[int, int]:
         """(replicas running on other nodes, replicas wanted)."""
-        current = self.swarm.managers.service(service)
-        wanted = int(((current.get("Spec") or {}).get("Mode") or {}).get("Replicated", {})
-                     .get("Replicas", 0))
-        tasks = self.swarm.managers.tasks({"service": [service], "desired-state": ["running"]})
-        running = sum(1 for t in tasks if (t.get("Status") or {}).get("State") == "running"
-                      and str(t.get("NodeID")) != self.node_id)
-        return running, wanted
+        return replicas_running(self.swarm.managers, service, off_node=self.node_id)
 
     def wait_moved(self, service: str, timeout: float = 120.0, every: float = 0.25) -> float:
         """Seconds from the fault until every replica of ``service`` runs (healthy: Swarm calls
@@ -143,10 +137,7 @@ class NodeFault:
             mode = (service.get("Spec") or {}).get("Mode") or {}
             if "Replicated" not in mode:
                 continue
-            wanted = int(mode["Replicated"].get("Replicas", 0))
-            tasks = self.swarm.managers.tasks({"service": [name],
-                                               "desired-state": ["running"]})
-            running = sum(1 for t in tasks if (t.get("Status") or {}).get("State") == "running")
+            running, wanted = replicas_running(self.swarm.managers, name)
             if running < wanted:
                 left.append(f"service {name} runs {running} of {wanted}")
         if orphans is not None:

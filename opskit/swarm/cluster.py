@@ -20,12 +20,13 @@ import contextlib
 import logging
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from ..act.actions import ActionJournal
 from ..base import errors
-from ..base.units import parse_duration, parse_time
+from ..base.units import parse_time
 from ..engine.connection import Engine, open_engine
 from ..engine.events import engine_time_ns
 from ..engine.swarm import CALL_TIMEOUT, ELECTION_WAIT, Managers
@@ -121,10 +122,15 @@ class Swarm:
     def services(self) -> pd.DataFrame:
         """``docker service ls`` with replicas wanted/running/starting, the update state and
         whether opskit owns the service in this scope."""
-        services = self.managers.services()
-        tasks = self.managers.tasks()
-        active = sum(1 for n in self.managers.nodes() if (n.get("Status") or {}).get("State")
-                     == "ready" and (n.get("Spec") or {}).get("Availability") == "active")
+        return self.services_frame(self.managers.services(), self.managers.tasks(),
+                                   self.managers.nodes())
+
+    def services_frame(self, services: Sequence[Mapping[str, Any]],
+                       tasks: Sequence[Mapping[str, Any]],
+                       nodes: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
+        """:meth:`services` from payloads already read (no call to the managers)."""
+        active = sum(1 for n in nodes if (n.get("Status") or {}).get("State") == "ready"
+                     and (n.get("Spec") or {}).get("Availability") == "active")
         owned = {str(s["Spec"]["Name"]): service_in_scope(s, self.scope, self.key) is None
                  for s in services}
         return frames.services_frame(services, tasks, owned=owned, active_nodes=active)
@@ -341,11 +347,9 @@ def _quiet(call: Any, item: Any) -> Any:
 
 
 def _to_ns(value: Any, now_ns: int) -> int:
-    if isinstance(value, str) and value and value[-1] in "smhd" and value[:-1].replace(
-            ".", "", 1).isdigit():
-        return now_ns - int(parse_duration(value) * 1e9)
+    """A time or an age (``"10m"``, counted back from ``now_ns``) in nanoseconds."""
     try:
-        when = parse_time(value)
+        when = parse_time(value, now=datetime.fromtimestamp(now_ns / 1e9, UTC))
     except (ValueError, TypeError):
         when = None
     if when is None:

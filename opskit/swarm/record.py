@@ -58,7 +58,7 @@ def record_swarm(swarm: Swarm, name: str, *, since: Any = "30m", path: str | Pat
     tasks = frames.tasks_frame(raw_tasks, raw_nodes, raw_services)
     swarm_tables = {
         "swarm_nodes": frames.nodes_frame(raw_nodes),
-        "swarm_services": swarm.services(),
+        "swarm_services": swarm.services_frame(raw_services, raw_tasks, raw_nodes),
         "swarm_tasks": tasks,
         "swarm_events": swarm.events(start, now)}
     by_container = {c: (s, n) for c, s, n in zip(tasks["container_id"], tasks["service"],

@@ -30,8 +30,8 @@ from .frames import node_name
 log = logging.getLogger("opskit")
 
 __all__ = ["DEADLINE_LABEL", "RolloutOutcome", "deploy_service", "find_node", "force_update",
-           "node_in_scope", "rollback", "service_in_scope", "service_labels", "set_availability",
-           "watch_rollout"]
+           "node_in_scope", "replicas_running", "rollback", "service_in_scope", "service_labels",
+           "set_availability", "watch_rollout"]
 
 POLL = 0.5
 DEADLINE_LABEL = L.PREFIX + "rollout-deadline"
@@ -205,13 +205,15 @@ def deploy_service(managers: Managers, spec: ServiceSpec, *, scope: str, key: by
     return outcome
 
 
-def _running(managers: Managers, service_id: str) -> tuple[int, int]:
-    """(running, wanted): tasks desired and running; a global service wants one per task
-    the scheduler made (one per node that fits)."""
+def replicas_running(managers: Managers, service_id: str, *, off_node: str = ""
+                     ) -> tuple[int, int]:
+    """(running, wanted): tasks desired and running (on nodes other than ``off_node``); a
+    global service wants one per task the scheduler made (one per node that fits)."""
     service = managers.service(service_id)
     mode = (service.get("Spec") or {}).get("Mode") or {}
     tasks = managers.tasks({"service": [service_id], "desired-state": ["running"]})
-    running = sum(1 for t in tasks if (t.get("Status") or {}).get("State") == "running")
+    running = sum(1 for t in tasks if (t.get("Status") or {}).get("State") == "running"
+                  and str(t.get("NodeID")) != off_node)
     if "Replicated" in mode:
         return running, int((mode["Replicated"] or {}).get("Replicas", 0))
     return running, max(1, len(tasks))
@@ -221,7 +223,7 @@ def _wait_converged(managers: Managers, name: str, outcome: RolloutOutcome, roll
                     started: float, on_state: Callable[[str], None] | None) -> RolloutOutcome:
     deadline = started + rollout.deadline
     while True:
-        running, wanted = _running(managers, name)
+        running, wanted = replicas_running(managers, name)
         if running >= wanted:
             return dataclasses.replace(outcome, ok=True, seconds=time.monotonic() - started,
                                        message=f"{running}/{wanted} replicas running")
@@ -273,7 +275,7 @@ def watch_rollout(managers: Managers, name: str, rollout: Rollout, *, replicas: 
             why_rolled = message  # "update rolled back due to failure or early termination of
             # task ...": the only place Swarm says why; later states say "rollback completed"
         if seen_new and state in _DONE:
-            running, wanted = _running(managers, name)
+            running, wanted = replicas_running(managers, name)
             if running >= wanted or time.monotonic() > deadline:
                 by = "opskit" if rolling_back else ("swarm" if state != "completed" else "")
                 if not _DONE[state]:
@@ -289,7 +291,7 @@ def watch_rollout(managers: Managers, name: str, rollout: Rollout, *, replicas: 
                                        message=message or "the rollback paused")
         elif not seen_new and not status and now > 3.0:
             # nothing for Swarm to roll (a label-only change): the spec is in place
-            running, wanted = _running(managers, name)
+            running, wanted = replicas_running(managers, name)
             if running >= wanted:
                 return dataclasses.replace(outcome, state="unchanged", ok=True,
                                            seconds=time.monotonic() - started,
